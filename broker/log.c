@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Logging to stderr. Messages are formatted into a bounded stack buffer and written with one
+ * write(), so lines from one process never interleave. Nothing here knows what a secret is: the
+ * callers are responsible for never passing one (see log.h).
+ */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker/log.h"
+
+static int max_level = LOG_INFO;
+static bool use_prefix = false;
+
+static const char *const level_names[] = {
+        [LOG_EMERG] = "emergency",
+        [LOG_ALERT] = "alert",
+        [LOG_CRIT] = "critical",
+        [LOG_ERR] = "error",
+        [LOG_WARNING] = "warning",
+        [LOG_NOTICE] = "notice",
+        [LOG_INFO] = "info",
+        [LOG_DEBUG] = "debug",
+};
+
+/* $JOURNAL_STREAM is "DEV:INODE" of the stream journald gave us; only trust it for that very fd. */
+static bool stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+                return false;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
+/**
+ * log_setup() - choose the output style and the level ($VLEASED_LOG_LEVEL: 0-7 or "debug")
+ */
+void log_setup(void) {
+        const char *e;
+
+        use_prefix = stderr_is_journal();
+
+        e = getenv("VLEASED_LOG_LEVEL");
+        if (e) {
+                if (strcmp(e, "debug") == 0)
+                        max_level = LOG_DEBUG;
+                else if (e[0] >= '0' && e[0] <= '7' && e[1] == 0)
+                        max_level = e[0] - '0';
+        }
+}
+
+void log_set_max_level(int level) {
+        max_level = level;
+}
+
+int log_get_max_level(void) {
+        return max_level;
+}
+
+int log_internal(int level, int error, const char *fmt, ...) {
+        char buf[2048];
+        int saved = errno, n, m;
+        va_list ap;
+
+        level &= LOG_PRIMASK;
+        if (use_prefix)
+                n = snprintf(buf, sizeof(buf), "<%i>", level);
+        else
+                n = snprintf(buf, sizeof(buf), "vleased: %s: ", level_names[level]);
+        if (n < 0)
+                n = 0;
+
+        errno = abs(error);
+        va_start(ap, fmt);
+        m = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
+        va_end(ap);
+        if (m < 0)
+                m = 0;
+        n = MIN((size_t) n + (size_t) m, sizeof(buf) - 2);
+
+        /* one line per message: fold any newline a caller let through */
+        for (char *p = buf; p < buf + n; p++)
+                if (*p == '\n')
+                        *p = ' ';
+        buf[n++] = '\n';
+        (void) !write(STDERR_FILENO, buf, n);
+
+        errno = saved;
+        return -abs(error);
+}
