@@ -53,16 +53,17 @@ typedef enum VaultResult {
 
 /* How to read `data`. */
 typedef enum VaultParseFlags {
-        VAULT_PARSE_KV2 = 1 << 0,  /* unwrap KV v2: data := data.data, metadata := data.metadata */
+        VAULT_PARSE_KV2    = 1 << 0, /* unwrap KV v2: data := data.data, metadata := data.metadata */
+        VAULT_PARSE_HEALTH = 1 << 1, /* sys/health: a bare object, parsed whatever the status */
 } VaultParseFlags;
 
-typedef struct VaultAuth {
+typedef struct VaultReplyAuth {
         Secret *client_token;      /* owned; NULL when the block had none */
         char *accessor;            /* not a secret, but cannot be used to authenticate either */
         int64_t lease_duration;    /* token TTL in seconds */
         bool renewable;
         char **policies;           /* NULL-terminated, may be NULL */
-} VaultAuth;
+} VaultReplyAuth;
 
 typedef struct VaultReply {
         VaultResult result;
@@ -78,7 +79,7 @@ typedef struct VaultReply {
         char **warnings;           /* NULL-terminated, may be NULL */
 
         bool has_auth;
-        VaultAuth auth;
+        VaultReplyAuth auth;
 
         char *error;               /* errors[] joined with "; ", or a short reason; never a secret */
         usec_t retry_after_usec; /* from Retry-After on 429/503, 0 if none */
