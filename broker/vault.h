@@ -211,7 +211,7 @@ int vault_userpass_login(VaultClient *c, const char *mount, const char *user, co
                          VaultCallback cb, void *userdata, VaultRequest **ret_req);
 
 /**
- * vault_health() - GET sys/health?standbyok=true (no token)
+ * vault_health() - GET sys/health (no token; retried only on transport errors)
  *
  * The health body is parsed whatever the status: 503 with sealed:true is VAULT_SEALED, 429/473
  * (standby) VAULT_STANDBY, 200 VAULT_OK. Updates the client's reachable/sealed state.
