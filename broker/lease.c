@@ -1,0 +1,1162 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The lease engine (DESIGN.md, "Lease lifecycle").
+ *
+ * One Lease per (owner, credential name): alice and bob asking for the same credential get two
+ * database users, and concurrent first requests for one key wait on ONE Vault read (the waiters
+ * list). The cached answer is handed out while schedule_can_hand_out() says so; before that the
+ * schedule has already renewed it or fetched its replacement.
+ *
+ * Why it is careful:
+ * - Trust only what Vault returns: a new expiry is the reply's receipt time plus the returned
+ *   lease_duration, never a duration replayed from an earlier answer. The end of a lease is the
+ *   earlier of its own and that of the token that created it (Vault revokes a token's leases with it).
+ * - A renewal that returns less than asked means the max TTL is near: stop renewing, fetch a
+ *   replacement while the old one still has margin, hand out the new one, and revoke the old one
+ *   after a short grace period (a Retiree).
+ * - Failures back off (schedule_backoff(), bounded by the lease's end); "lease not found" means the
+ *   lease is gone and must be re-issued, a 403 on renew means "stop renewing, replace later". A sealed
+ *   or unreachable Vault does not stop a still-valid cached answer from being served; after its end
+ *   callers get VaultUnavailable.
+ * - Secret values live in the locked arena only (Secret, the JSON text of `data`); the json-c tree
+ *   handed to a reply is built when replying and its strings are wiped before it is released.
+ * - One CLOCK_BOOTTIME timer per lease, re-evaluating the pure schedule when it fires, so a token
+ *   renewal or a suspend never leaves a stale deadline behind.
+ * - Never logged: the secret, a token, or a lease id other than through vault_lease_id_for_log().
+ */
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <json-c/json.h>
+
+#include "broker/config.h"
+#include "broker/format.h"
+#include "broker/lease.h"
+#include "broker/log.h"
+#include "broker/manager.h"
+#include "broker/vault.h"
+#include "common/memory-util.h"
+#include "common/secret.h"
+
+#define ERROR_VAULT_UNAVAILABLE "io.vlease.Broker.VaultUnavailable"
+#define ERROR_VAULT_ERROR "io.vlease.Broker.VaultError"
+#define ERROR_FORMAT "io.vlease.Broker.FormatError"
+#define RETIREE_ATTEMPTS_MAX 5
+#define TIMER_ACCURACY_USEC (100 * USEC_PER_MSEC)
+
+/* Revoke succeeded, or there was nothing left to revoke. */
+#define IN_SET_REVOKED(r) ((r) == VAULT_OK || (r) == VAULT_NO_CONTENT || (r) == VAULT_LEASE_NOT_FOUND)
+
+static char *mfree_str(char *p) {
+        free(p);
+        return NULL;
+}
+
+typedef enum LeaseOp {
+        OP_NONE,
+        OP_READ,
+        OP_RENEW,
+        OP_REVOKE,
+} LeaseOp;
+
+struct LeaseWaiter {
+        Lease *lease;
+        LeaseWaiter *prev, *next;
+        LeaseDoneFunc cb;
+        void *userdata;
+        bool release;
+};
+
+struct Lease {
+        Manager *manager;
+        Lease *prev, *next;
+
+        uid_t uid;
+        char *owner;                    /* "uid:1000" */
+        const CredentialConfig *cred;
+        char *description;              /* "lease:<name>" */
+
+        /* the cached answer */
+        bool have_answer;
+        char *lease_id;                 /* NULL for KV */
+        Secret *data;                   /* JSON text of the secret's data object */
+        char *accessor;                 /* of the token that read it */
+        LeaseTimes times;
+        usec_t issued_boottime;         /* when the answer was first read (renewals keep it) */
+        unsigned renewals;
+
+        unsigned attempt;               /* consecutive failures */
+        uint64_t rnd;
+        bool last_failed_transient;
+        long last_status;
+        char *last_error;
+
+        LeaseState state;
+        LeaseOp op;
+        VaultRequest *req;
+        sd_event_source *timer;
+        LeaseWaiter *waiters;
+        usec_t last_used;
+        bool release_requested;
+};
+
+struct Retiree {
+        Manager *manager;
+        Retiree *prev, *next;
+        char *lease_id;
+        char *owner;
+        char *name;
+        sd_event_source *timer;
+        VaultRequest *req;
+        unsigned attempt;
+        bool failed;
+};
+
+static const char *const state_table[_LEASE_STATE_MAX] = {
+        [LEASE_LIVE] = "live",
+        [LEASE_RENEWING] = "renewing",
+        [LEASE_ROTATING] = "rotating",
+        [LEASE_EXPIRING] = "expiring",
+        [LEASE_REVOKING] = "revoking",
+        [LEASE_REVOKE_FAILED] = "revoke_failed",
+};
+
+const char *lease_state_to_string(LeaseState s) {
+        if (s < 0 || s >= _LEASE_STATE_MAX)
+                return NULL;
+        return state_table[s];
+}
+
+static uint64_t random_u64(void) {
+        uint64_t v = 0;
+
+        if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
+                v = now(CLOCK_MONOTONIC) * 6364136223846793005ULL;
+        return v;
+}
+
+static const char *lease_id_log(const char *id, char *buf, size_t size) {
+        return vault_lease_id_for_log(id, buf, size);
+}
+
+/* Wipe every string inside a json-c tree before it is released: json-c frees without wiping. */
+static void json_wipe(json_object *o) {
+        if (!o)
+                return;
+        switch (json_object_get_type(o)) {
+        case json_type_string:
+                explicit_bzero_safe((char *) json_object_get_string(o), json_object_get_string_len(o));
+                break;
+        case json_type_object: {
+                json_object_object_foreach(o, k, v) {
+                        (void) k;
+                        json_wipe(v);
+                }
+                break;
+        }
+        case json_type_array:
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        json_wipe(json_object_array_get_idx(o, i));
+                break;
+        default:
+                break;
+        }
+}
+
+static void json_put_wiped(json_object *o) {
+        json_wipe(o);
+        json_object_put(o);
+}
+
+static void json_put_wipedp(json_object **o) {
+        if (*o)
+                json_put_wiped(*o);
+}
+
+static int json_add(json_object *o, const char *key, json_object *v) {
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* ---- waiters ---- */
+
+static void waiter_unlink(LeaseWaiter *w) {
+        Lease *l = w->lease;
+
+        if (!l)
+                return;
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                l->waiters = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        w->prev = w->next = NULL;
+        w->lease = NULL;
+}
+
+/**
+ * lease_waiter_cancel() - forget a pending Get or Release; its callback will not run
+ * @w: the waiter, NULL is fine
+ */
+void lease_waiter_cancel(LeaseWaiter *w) {
+        if (!w)
+                return;
+        waiter_unlink(w);
+        free(w);
+}
+
+static LeaseWaiter *waiter_add(Lease *l, bool release, LeaseDoneFunc cb, void *userdata) {
+        LeaseWaiter *w;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return NULL;
+        *w = (LeaseWaiter) { .lease = l, .cb = cb, .userdata = userdata, .release = release };
+        w->next = l->waiters;
+        if (l->waiters)
+                l->waiters->prev = w;
+        l->waiters = w;
+        return w;
+}
+
+static bool has_waiters(Lease *l, bool release) {
+        for (LeaseWaiter *w = l->waiters; w; w = w->next)
+                if (w->release == release)
+                        return true;
+        return false;
+}
+
+/* Completes every waiter of one kind. The callback may do anything but free this lease. */
+static void waiters_complete(Lease *l, bool release, const char *error, json_object *params) {
+        LeaseWaiter *w, *next;
+
+        for (w = l->waiters; w; w = next) {
+                next = w->next;
+                if (w->release != release)
+                        continue;
+                waiter_unlink(w);
+                w->cb(error, params, w->userdata);
+                free(w);
+                next = l->waiters;      /* the list may have changed under us */
+        }
+}
+
+static void waiters_fail(Lease *l, bool release, const char *error, const char *key, const char *value,
+                         long status) {
+        json_object *p = json_object_new_object();
+
+        if (p) {
+                if (status > 0)
+                        (void) json_add(p, "status", json_object_new_int64(status));
+                if (key)
+                        (void) json_add(p, key, json_object_new_string(value ?: "unknown"));
+        }
+        waiters_complete(l, release, error, p);
+        json_object_put(p);
+}
+
+/* Sends the lease's last Vault failure to its waiters of one kind. */
+static void waiters_fail_vault(Lease *l, bool release) {
+        if (l->last_failed_transient || l->last_status == 0)
+                waiters_fail(l, release, ERROR_VAULT_UNAVAILABLE, "reason", l->last_error, 0);
+        else
+                waiters_fail(l, release, ERROR_VAULT_ERROR, "message", l->last_error, l->last_status);
+}
+
+/* ---- the answer ---- */
+
+static void answer_drop(Lease *l) {
+        l->have_answer = false;
+        l->lease_id = mfree_str(l->lease_id);
+        l->data = secret_free(l->data);
+        l->accessor = mfree_str(l->accessor);
+        l->renewals = 0;
+        l->times = (LeaseTimes) {};
+}
+
+static void record_failure(Lease *l, const VaultReply *reply) {
+        free(l->last_error);
+        l->last_error = strdup(reply->error ?: vault_result_to_string(reply->result) ?: "unknown error");
+        l->last_failed_transient = reply->transient || reply->result == VAULT_UNAVAILABLE;
+        l->last_status = reply->status;
+        l->attempt++;
+}
+
+/* Builds {"credential":{...}} from the cached answer; NULL with *ret_bad_field on a format error. */
+static int build_credential(Lease *l, json_object **ret, char **ret_bad_field) {
+        _cleanup_(json_put_wipedp) json_object *data = NULL, *reply = NULL;
+        json_object *cred, *lease;
+        struct json_tokener *tok;
+        int r;
+
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        data = json_tokener_parse_ex(tok, secret_get(l->data), (int) secret_size(l->data));
+        json_tokener_free(tok);
+        if (!data || !json_object_is_type(data, json_type_object))
+                return -EBADMSG;
+
+        reply = json_object_new_object();
+        cred = json_object_new_object();
+        if (!reply || json_add(reply, "credential", cred) < 0)
+                return -ENOMEM;
+        if (json_add(cred, "name", json_object_new_string(l->cred->name)) < 0)
+                return -ENOMEM;
+
+        if (l->times.leased) {
+                usec_t end = schedule_end(&l->times), cutoff = schedule_cutoff(&l->times);
+
+                lease = json_object_new_object();
+                r = json_add(cred, "lease", lease);
+                if (r < 0)
+                        return r;
+                if (json_add(lease, "renewable", json_object_new_boolean(l->times.renewable && !l->times.capped)) < 0 ||
+                    json_add(lease, "issued_usec",
+                             json_object_new_int64((int64_t) realtime_from_boottime(l->issued_boottime))) < 0 ||
+                    json_add(lease, "expires_usec", json_object_new_int64((int64_t) realtime_from_boottime(end))) < 0 ||
+                    json_add(lease, "rotate_after_usec",
+                             json_object_new_int64((int64_t) realtime_from_boottime(cutoff))) < 0)
+                        return -ENOMEM;
+        }
+
+        if (l->cred->format) {
+                _cleanup_(erase_string_freep) char *formatted = NULL;
+                _cleanup_free_ char *bad = NULL;
+
+                r = format_render(l->cred->format, data, &formatted, &bad);
+                if (r < 0) {
+                        *ret_bad_field = TAKE_PTR(bad);
+                        if (!*ret_bad_field)
+                                *ret_bad_field = strdup("format");
+                        return -EBADMSG;
+                }
+                if (json_add(cred, "formatted", json_object_new_string(formatted)) < 0)
+                        return -ENOMEM;
+        }
+
+        if (json_object_object_add(cred, "data", data) < 0)
+                return -ENOMEM;
+        data = NULL;
+
+        *ret = TAKE_PTR(reply);
+        return 0;
+}
+
+static void serve_waiters(Lease *l) {
+        _cleanup_(json_put_wipedp) json_object *reply = NULL;
+        _cleanup_free_ char *bad = NULL;
+        int r;
+
+        if (!has_waiters(l, false))
+                return;
+
+        r = build_credential(l, &reply, &bad);
+        if (r == -EBADMSG && bad) {
+                log_warning("Credential '%s' for %s: format refers to field '%s' the secret lacks.",
+                            l->cred->name, l->owner, bad);
+                waiters_fail(l, false, ERROR_FORMAT, "field", bad, 0);
+                return;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to build the answer for '%s': %m", l->cred->name);
+                waiters_fail(l, false, ERROR_VAULT_UNAVAILABLE, "reason", "internal error", 0);
+                return;
+        }
+        waiters_complete(l, false, NULL, reply);
+}
+
+/* ---- the timer ---- */
+
+static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void lease_arm(Lease *l) {
+        Manager *m = l->manager;
+        usec_t deadline = USEC_INFINITY, when, n = now(CLOCK_BOOTTIME);
+        int r;
+
+        if (l->op != OP_NONE) {
+                if (l->timer)
+                        (void) sd_event_source_set_enabled(l->timer, SD_EVENT_OFF);
+                return;
+        }
+
+        if (l->have_answer)
+                (void) schedule_next(&l->times, n, l->attempt, l->rnd, &when), deadline = when;
+        if (m->config->broker.idle_release_usec > 0)
+                deadline = MIN(deadline, usec_add(l->last_used, m->config->broker.idle_release_usec));
+        if (!l->have_answer && deadline == USEC_INFINITY)
+                deadline = n;   /* nothing to keep: collect it */
+
+        if (!l->timer) {
+                r = sd_event_add_time(m->event, &l->timer, CLOCK_BOOTTIME, deadline, TIMER_ACCURACY_USEC,
+                                      on_lease_timer, l);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to add the timer of %s: %m", l->description);
+                        return;
+                }
+                (void) sd_event_source_set_description(l->timer, l->description);
+        } else
+                (void) sd_event_source_set_time(l->timer, deadline);
+        (void) sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
+}
+
+static void start_read(Lease *l);
+static void start_renew(Lease *l);
+static void start_revoke(Lease *l);
+
+/* After anything changed: serve, fetch, or re-arm. */
+static void lease_kick(Lease *l) {
+        usec_t n = now(CLOCK_BOOTTIME);
+
+        if (l->op != OP_NONE)
+                return;
+        if (l->release_requested) {
+                start_revoke(l);
+                return;
+        }
+        if (has_waiters(l, false)) {
+                if (l->have_answer && schedule_can_hand_out(&l->times, n)) {
+                        serve_waiters(l);
+                } else if (l->have_answer && l->attempt > 0 && l->last_failed_transient &&
+                           n < schedule_end(&l->times)) {
+                        /* Vault is down, the old answer still works: better than nothing */
+                        serve_waiters(l);
+                } else {
+                        start_read(l);
+                        return;
+                }
+        }
+        lease_arm(l);
+}
+
+/* ---- retirees: replaced leases, revoked after a grace period ---- */
+
+static Retiree *retiree_free(Retiree *t) {
+        Manager *m;
+
+        if (!t)
+                return NULL;
+        m = t->manager;
+        if (t->prev)
+                t->prev->next = t->next;
+        else if (m->retirees == t)
+                m->retirees = t->next;
+        if (t->next)
+                t->next->prev = t->prev;
+        t->req = vault_request_cancel(t->req);
+        sd_event_source_disable_unref(t->timer);
+        free(t->lease_id);
+        free(t->owner);
+        free(t->name);
+        free(t);
+        return NULL;
+}
+
+static int on_retiree_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void on_retiree_revoked(VaultRequest *req, const VaultReply *reply, void *userdata) {
+        Retiree *t = userdata;
+        char idbuf[VAULT_LEASE_LOG_MAX];
+
+        t->req = NULL;
+        if (IN_SET_REVOKED(reply->result)) {
+                log_info("Revoked replaced lease %s of '%s' for %s.",
+                         lease_id_log(t->lease_id, idbuf, sizeof(idbuf)), t->name, t->owner);
+                retiree_free(t);
+                return;
+        }
+        t->failed = true;
+        if (++t->attempt >= RETIREE_ATTEMPTS_MAX) {
+                log_error("Giving up revoking replaced lease %s of '%s' for %s: %s",
+                          lease_id_log(t->lease_id, idbuf, sizeof(idbuf)), t->name, t->owner,
+                          reply->error ?: vault_result_to_string(reply->result));
+                retiree_free(t);
+                return;
+        }
+        log_warning("Revoking replaced lease %s of '%s' failed (status %ld): %s",
+                    lease_id_log(t->lease_id, idbuf, sizeof(idbuf)), t->name, reply->status,
+                    reply->error ?: vault_result_to_string(reply->result));
+        (void) sd_event_source_set_time(t->timer, now(CLOCK_BOOTTIME) + schedule_backoff(t->attempt, random_u64()));
+        (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
+}
+
+static int on_retiree_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Retiree *t = userdata;
+        int r;
+
+        r = vault_lease_revoke(t->manager->vault, t->lease_id, on_retiree_revoked, t, &t->req);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start revoking a replaced lease of '%s': %m", t->name);
+                retiree_free(t);
+        }
+        return 0;
+}
+
+static void retiree_new(Lease *l) {
+        Manager *m = l->manager;
+        Retiree *t;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t) {
+                log_oom();
+                return;
+        }
+        t->manager = m;
+        t->lease_id = TAKE_PTR(l->lease_id);
+        t->owner = strdup(l->owner);
+        t->name = strdup(l->cred->name);
+        t->next = m->retirees;
+        if (m->retirees)
+                m->retirees->prev = t;
+        m->retirees = t;
+
+        r = sd_event_add_time(m->event, &t->timer, CLOCK_BOOTTIME,
+                              schedule_revoke_old_at(&l->times, now(CLOCK_BOOTTIME)), TIMER_ACCURACY_USEC,
+                              on_retiree_timer, t);
+        if (r < 0) {
+                log_error_errno(r, "Failed to schedule the revoke of a replaced lease: %m");
+                retiree_free(t);
+                return;
+        }
+        (void) sd_event_source_set_description(t->timer, "retiree");
+}
+
+/* ---- read ---- */
+
+/* KV v2 wraps the secret as {"data":{...},"metadata":{"version":...}}: hand out data.data. */
+static json_object *unwrap_kv2(const VaultReply *reply) {
+        json_object *inner, *meta, *v;
+
+        if (reply->lease_id || !reply->data || json_object_object_length(reply->data) != 2)
+                return reply->data;
+        if (!json_object_object_get_ex(reply->data, "data", &inner) ||
+            !json_object_is_type(inner, json_type_object) ||
+            !json_object_object_get_ex(reply->data, "metadata", &meta) ||
+            !json_object_is_type(meta, json_type_object) ||
+            !json_object_object_get_ex(meta, "version", &v))
+                return reply->data;
+        return inner;
+}
+
+static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userdata) {
+        Lease *l = userdata;
+        Manager *m = l->manager;
+        json_object *data;
+        char idbuf[VAULT_LEASE_LOG_MAX];
+        int r;
+
+        l->req = NULL;
+        l->op = OP_NONE;
+
+        data = reply->result == VAULT_OK ? unwrap_kv2(reply) : NULL;
+        if (!data || !json_object_is_type(data, json_type_object)) {
+                if (reply->result == VAULT_OK)
+                        log_warning("Vault returned no data for '%s' (%s).", l->cred->name, l->cred->path);
+                record_failure(l, reply);
+                log_warning("Reading '%s' for %s failed: %s (status %ld, attempt %u).",
+                            l->cred->path, l->owner, l->last_error, reply->status, l->attempt);
+                l->rnd = random_u64();
+
+                if (has_waiters(l, false)) {
+                        if (l->have_answer && l->last_failed_transient &&
+                            now(CLOCK_BOOTTIME) < schedule_end(&l->times))
+                                serve_waiters(l);
+                        else
+                                waiters_fail_vault(l, false);
+                }
+                if (!l->have_answer && !l->release_requested) {
+                        lease_free(l);
+                        return;
+                }
+                lease_kick(l);
+                return;
+        }
+
+        /* A replaced answer goes on living for a grace period, then is revoked. */
+        if (l->have_answer && l->lease_id)
+                retiree_new(l);
+        answer_drop(l);
+
+        r = secret_new_string(json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN), &l->data);
+        /* wipe json-c's print buffer of that text */
+        {
+                const char *s = json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN);
+                explicit_bzero_safe((char *) s, strlen(s));
+        }
+        if (r < 0) {
+                log_oom();
+                waiters_fail(l, false, ERROR_VAULT_UNAVAILABLE, "reason", "out of memory", 0);
+                lease_free(l);
+                return;
+        }
+
+        l->have_answer = true;
+        l->lease_id = reply->lease_id ? strdup(reply->lease_id) : NULL;
+        l->accessor = vault_client_token_accessor(m->vault) ? strdup(vault_client_token_accessor(m->vault)) : NULL;
+        l->issued_boottime = reply->received_boottime_usec ?: now(CLOCK_BOOTTIME);
+        l->times = (LeaseTimes) {
+                .issued = l->issued_boottime,
+                .leased = l->lease_id && reply->lease_duration > 0,
+                .renewable = reply->renewable,
+                .refresh = l->cred->refresh_usec,
+                .token_expiry = boottime_from_realtime(vault_client_token_expires(m->vault)),
+        };
+        if (l->times.leased) {
+                l->times.ttl = (usec_t) reply->lease_duration * USEC_PER_SEC;
+                l->times.expiry = l->times.issued + l->times.ttl;
+        } else {
+                l->times.expiry = USEC_INFINITY;
+                if (l->lease_id)
+                        log_warning("'%s' came with a lease but no duration: treating it as static, "
+                                    "re-read every refresh period.", l->cred->name);
+        }
+        l->attempt = 0;
+        l->rnd = random_u64();
+        l->state = LEASE_LIVE;
+
+        log_info("Fetched '%s' for %s%s%s.", l->cred->name, l->owner,
+                 l->lease_id ? ", lease " : "",
+                 l->lease_id ? lease_id_log(l->lease_id, idbuf, sizeof(idbuf)) : "");
+
+        lease_kick(l);
+}
+
+static void start_read(Lease *l) {
+        int r;
+
+        assert(l->op == OP_NONE);
+
+        l->op = OP_READ;
+        if (l->have_answer)
+                l->state = LEASE_ROTATING;
+        r = vault_read(l->manager->vault, l->cred->path, NULL, 0, on_read_done, l, &l->req);
+        if (r < 0) {
+                l->op = OP_NONE;
+                log_error_errno(r, "Failed to start reading '%s': %m", l->cred->path);
+                waiters_fail(l, false, ERROR_VAULT_UNAVAILABLE, "reason", "internal error", 0);
+                if (!l->have_answer) {
+                        lease_free(l);
+                        return;
+                }
+                l->attempt++;
+                lease_arm(l);
+        }
+}
+
+/* ---- renew ---- */
+
+static void on_renew_done(VaultRequest *req, const VaultReply *reply, void *userdata) {
+        Lease *l = userdata;
+        char idbuf[VAULT_LEASE_LOG_MAX];
+
+        l->req = NULL;
+        l->op = OP_NONE;
+        l->rnd = random_u64();
+
+        switch (reply->result) {
+        case VAULT_OK: {
+                usec_t received = reply->received_boottime_usec ?: now(CLOCK_BOOTTIME);
+                usec_t returned = (usec_t) MAX(reply->lease_duration, 0) * USEC_PER_SEC;
+
+                l->times.issued = received;
+                l->times.expiry = received + returned;
+                l->renewals++;
+                l->attempt = 0;
+                if (!reply->renewable || schedule_renewal_capped(l->times.ttl, returned)) {
+                        l->times.capped = true;
+                        l->state = LEASE_ROTATING;
+                        log_info("Renewal of '%s' for %s returned %llus of %llus asked: at its max TTL, "
+                                 "fetching a replacement.", l->cred->name, l->owner,
+                                 (unsigned long long) (returned / USEC_PER_SEC),
+                                 (unsigned long long) (l->times.ttl / USEC_PER_SEC));
+                } else {
+                        l->state = LEASE_LIVE;
+                        log_debug("Renewed '%s' for %s for %llus.", l->cred->name, l->owner,
+                                  (unsigned long long) (returned / USEC_PER_SEC));
+                }
+                break;
+        }
+
+        case VAULT_LEASE_NOT_FOUND:
+                log_warning("Lease %s of '%s' for %s is gone: re-issuing.",
+                            lease_id_log(l->lease_id, idbuf, sizeof(idbuf)), l->cred->name, l->owner);
+                answer_drop(l);
+                l->attempt = 0;
+                if (!has_waiters(l, false) && !l->release_requested) {
+                        lease_free(l);
+                        return;
+                }
+                break;
+
+        case VAULT_PERMISSION_DENIED:
+        case VAULT_NOT_RENEWABLE:
+        case VAULT_PAST_MAX_TTL:
+                record_failure(l, reply);
+                log_warning("Renewing lease %s of '%s' for %s refused (status %ld: %s): replacing it before "
+                            "it ends instead.", lease_id_log(l->lease_id, idbuf, sizeof(idbuf)),
+                            l->cred->name, l->owner, reply->status, l->last_error);
+                l->attempt = 0;
+                l->times.capped = true;
+                l->state = LEASE_ROTATING;
+                break;
+
+        default:
+                record_failure(l, reply);
+                log_warning("Renewing lease %s of '%s' for %s failed (status %ld: %s), attempt %u.",
+                            lease_id_log(l->lease_id, idbuf, sizeof(idbuf)), l->cred->name, l->owner,
+                            reply->status, l->last_error, l->attempt);
+                l->state = LEASE_LIVE;
+                break;
+        }
+
+        lease_kick(l);
+}
+
+static void start_renew(Lease *l) {
+        int r;
+
+        l->op = OP_RENEW;
+        l->state = LEASE_RENEWING;
+        r = vault_lease_renew(l->manager->vault, l->lease_id, l->times.ttl / USEC_PER_SEC, on_renew_done, l,
+                              &l->req);
+        if (r < 0) {
+                l->op = OP_NONE;
+                l->state = LEASE_LIVE;
+                l->attempt++;
+                log_error_errno(r, "Failed to start renewing '%s': %m", l->cred->name);
+                lease_arm(l);
+        }
+}
+
+/* ---- revoke / release ---- */
+
+static void on_revoke_done(VaultRequest *req, const VaultReply *reply, void *userdata) {
+        Lease *l = userdata;
+        char idbuf[VAULT_LEASE_LOG_MAX];
+        json_object *p;
+
+        l->req = NULL;
+        l->op = OP_NONE;
+
+        if (IN_SET_REVOKED(reply->result)) {
+                log_info("Revoked lease %s of '%s' for %s.", lease_id_log(l->lease_id, idbuf, sizeof(idbuf)),
+                         l->cred->name, l->owner);
+                p = json_object_new_object();
+                waiters_complete(l, true, NULL, p);
+                json_object_put(p);
+                lease_free(l);
+                return;
+        }
+
+        record_failure(l, reply);
+        l->state = LEASE_REVOKE_FAILED;
+        log_error("Revoking lease %s of '%s' for %s failed (status %ld): %s",
+                  lease_id_log(l->lease_id, idbuf, sizeof(idbuf)), l->cred->name, l->owner, reply->status,
+                  l->last_error);
+        waiters_fail_vault(l, true);
+        waiters_fail(l, false, ERROR_VAULT_UNAVAILABLE, "reason", "the credential is being released", 0);
+        /* give up on this answer; nothing will hand it out again */
+        answer_drop(l);
+        lease_free(l);
+}
+
+static void start_revoke(Lease *l) {
+        int r;
+
+        l->release_requested = true;
+        if (l->op == OP_RENEW) {
+                l->req = vault_request_cancel(l->req);
+                l->op = OP_NONE;
+        }
+        if (l->op != OP_NONE)
+                return;         /* a read: revoke what it brings */
+
+        waiters_fail(l, false, ERROR_VAULT_UNAVAILABLE, "reason", "the credential is being released", 0);
+
+        if (!l->have_answer || !l->lease_id) {
+                json_object *p = json_object_new_object();
+
+                log_info("Released '%s' for %s.", l->cred->name, l->owner);
+                waiters_complete(l, true, NULL, p);
+                json_object_put(p);
+                lease_free(l);
+                return;
+        }
+
+        l->op = OP_REVOKE;
+        l->state = LEASE_REVOKING;
+        r = vault_lease_revoke(l->manager->vault, l->lease_id, on_revoke_done, l, &l->req);
+        if (r < 0) {
+                l->op = OP_NONE;
+                log_error_errno(r, "Failed to start revoking '%s': %m", l->cred->name);
+                waiters_fail(l, true, ERROR_VAULT_UNAVAILABLE, "reason", "internal error", 0);
+                lease_free(l);
+        }
+}
+
+static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Lease *l = userdata;
+        Manager *m = l->manager;
+        usec_t n = now(CLOCK_BOOTTIME), when;
+        ScheduleAction a;
+
+        if (l->op != OP_NONE)
+                return 0;
+
+        if (m->config->broker.idle_release_usec > 0 && !l->waiters &&
+            n >= usec_add(l->last_used, m->config->broker.idle_release_usec)) {
+                log_info("'%s' for %s unused for %llus: releasing.", l->cred->name, l->owner,
+                         (unsigned long long) (m->config->broker.idle_release_usec / USEC_PER_SEC));
+                start_revoke(l);
+                return 0;
+        }
+
+        if (!l->have_answer) {
+                if (!l->waiters)
+                        lease_free(l);
+                return 0;
+        }
+
+        a = schedule_next(&l->times, n, l->attempt, l->rnd, &when);
+        if (when > n + TIMER_ACCURACY_USEC) {
+                lease_arm(l);
+                return 0;
+        }
+
+        switch (a) {
+        case SCHEDULE_RENEW:
+                start_renew(l);
+                break;
+        case SCHEDULE_REPLACE:
+                start_read(l);
+                break;
+        default:
+                log_info("'%s' for %s has expired.", l->cred->name, l->owner);
+                l->state = LEASE_EXPIRING;
+                answer_drop(l);
+                lease_free(l);
+                break;
+        }
+        return 0;
+}
+
+
+/* ---- the cache ---- */
+
+static Lease *lease_find(Manager *m, uid_t uid, const char *name) {
+        for (Lease *l = m->leases; l; l = l->next)
+                if (l->uid == uid && strcmp(l->cred->name, name) == 0)
+                        return l;
+        return NULL;
+}
+
+static int lease_new(Manager *m, uid_t uid, const CredentialConfig *cred, Lease **ret) {
+        Lease *l;
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->manager = m;
+        l->uid = uid;
+        l->cred = cred;
+        l->last_used = now(CLOCK_BOOTTIME);
+        l->rnd = random_u64();
+        if (asprintf(&l->owner, "uid:%u", (unsigned) uid) < 0 ||
+            asprintf(&l->description, "lease:%s", cred->name) < 0) {
+                free(l->owner);
+                free(l);
+                return -ENOMEM;
+        }
+        l->next = m->leases;
+        if (m->leases)
+                m->leases->prev = l;
+        m->leases = l;
+        m->n_leases++;
+        *ret = l;
+        return 0;
+}
+
+/**
+ * lease_free() - drop a lease from the cache, wiping its secret
+ * @l: the lease, NULL is fine
+ *
+ * Pending waiters are failed with VaultUnavailable; the Vault request in flight is cancelled. Does
+ * not revoke anything.
+ *
+ * Return: NULL
+ */
+Lease *lease_free(Lease *l) {
+        Manager *m;
+
+        if (!l)
+                return NULL;
+        m = l->manager;
+
+        if (l->prev)
+                l->prev->next = l->next;
+        else if (m->leases == l)
+                m->leases = l->next;
+        if (l->next)
+                l->next->prev = l->prev;
+        m->n_leases--;
+        l->prev = l->next = NULL;
+
+        l->req = vault_request_cancel(l->req);
+        l->op = OP_NONE;
+        if (l->waiters) {
+                waiters_fail(l, false, ERROR_VAULT_UNAVAILABLE, "reason", "the credential was dropped", 0);
+                waiters_fail(l, true, ERROR_VAULT_UNAVAILABLE, "reason", "the credential was dropped", 0);
+        }
+        l->timer = sd_event_source_disable_unref(l->timer);
+        answer_drop(l);
+        free(l->last_error);
+        free(l->owner);
+        free(l->description);
+        free(l);
+
+        manager_update_status(m);
+        manager_check_stopped(m);
+        return NULL;
+}
+
+void lease_free_all(Manager *m) {
+        while (m->leases)
+                lease_free(m->leases);
+}
+
+void retirees_free_all(Manager *m) {
+        while (m->retirees)
+                retiree_free(m->retirees);
+}
+
+/**
+ * lease_get() - the caller's credential, from the cache or from Vault
+ * @m:          the manager
+ * @uid:        the owner
+ * @cred:       the credential, already authorised for @uid
+ * @cb:         gets the reply parameters ({"credential":{...}}) or an error
+ * @userdata:   for @cb
+ * @ret_waiter: set while the answer is pending (for lease_waiter_cancel()), else NULL
+ *
+ * A cached answer is given at once (@cb runs before this returns). Otherwise the caller waits for
+ * the read, renewal or replacement already in flight for this key, or for a new one.
+ *
+ * Return: 0, or a negative errno when nothing was started (@cb then does not run).
+ */
+int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
+              LeaseWaiter **ret_waiter) {
+        LeaseWaiter *w;
+        Lease *l;
+        int r;
+
+        *ret_waiter = NULL;
+
+        l = lease_find(m, uid, cred->name);
+        if (!l) {
+                r = lease_new(m, uid, cred, &l);
+                if (r < 0)
+                        return r;
+                manager_update_status(m);
+        }
+        l->last_used = now(CLOCK_BOOTTIME);
+
+        w = waiter_add(l, false, cb, userdata);
+        if (!w) {
+                if (!l->have_answer && l->op == OP_NONE)
+                        lease_free(l);
+                return -ENOMEM;
+        }
+        *ret_waiter = w;
+
+        if (l->release_requested) {
+                /* being revoked: the caller gets a fresh one once the revoke is done */
+                waiters_fail(l, false, ERROR_VAULT_UNAVAILABLE, "reason", "the credential is being released", 0);
+                return 0;
+        }
+        lease_kick(l);
+        return 0;
+}
+
+/**
+ * lease_release() - revoke the caller's own lease of @cred; @cb runs once it is revoked
+ *
+ * Return: 0, or a negative errno when nothing was started.
+ */
+int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
+                  LeaseWaiter **ret_waiter) {
+        LeaseWaiter *w;
+        Lease *l;
+
+        *ret_waiter = NULL;
+
+        l = lease_find(m, uid, cred->name);
+        if (!l) {
+                json_object *p = json_object_new_object();
+
+                cb(NULL, p, userdata);
+                json_object_put(p);
+                return 0;
+        }
+
+        w = waiter_add(l, true, cb, userdata);
+        if (!w)
+                return -ENOMEM;
+        *ret_waiter = w;
+
+        if (l->op == OP_REVOKE)
+                return 0;
+        start_revoke(l);
+        return 0;
+}
+
+static int held_entry(const char *credential, const char *owner, bool has_end, usec_t end, bool renewable,
+                      unsigned renewals, const char *state, json_object *array) {
+        json_object *e = json_object_new_object();
+
+        if (!e)
+                return -ENOMEM;
+        if (json_object_array_add(array, e) < 0) {
+                json_object_put(e);
+                return -ENOMEM;
+        }
+        if (json_add(e, "credential", json_object_new_string(credential)) < 0 ||
+            json_add(e, "owner", json_object_new_string(owner)) < 0 ||
+            (has_end && json_add(e, "expires_usec", json_object_new_int64((int64_t) realtime_from_boottime(end))) < 0) ||
+            json_add(e, "renewable", json_object_new_boolean(renewable)) < 0 ||
+            json_add(e, "renewals", json_object_new_int64(renewals)) < 0 ||
+            json_add(e, "state", json_object_new_string(state)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/**
+ * lease_append_held() - add Held entries to @array: every lease if @all, else those of @uid
+ *
+ * Return: 0 or -ENOMEM
+ */
+int lease_append_held(Manager *m, bool all, uid_t uid, json_object *array) {
+        int r;
+
+        for (Lease *l = m->leases; l; l = l->next) {
+                usec_t end;
+
+                if (!all && l->uid != uid)
+                        continue;
+                if (!l->have_answer && l->state != LEASE_REVOKING)
+                        continue;
+                end = l->have_answer ? schedule_end(&l->times) : USEC_INFINITY;
+                r = held_entry(l->cred->name, l->owner, end != USEC_INFINITY, end,
+                               l->times.renewable && !l->times.capped, l->renewals,
+                               lease_state_to_string(l->state), array);
+                if (r < 0)
+                        return r;
+        }
+
+        for (Retiree *t = m->retirees; t; t = t->next) {
+                char owner[32];
+
+                if (!all) {
+                        (void) snprintf(owner, sizeof(owner), "uid:%u", (unsigned) uid);
+                        if (!t->owner || strcmp(t->owner, owner) != 0)
+                                continue;
+                }
+                r = held_entry(t->name ?: "?", t->owner ?: "?", false, 0, false, 0,
+                               t->failed ? "revoke_failed" : "revoking", array);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void on_stop_revoked(VaultRequest *req, const VaultReply *reply, void *userdata) {
+        Manager *m = userdata;
+
+        if (!IN_SET_REVOKED(reply->result))
+                log_warning("Revoking a lease at stop failed (status %ld): %s", reply->status,
+                            reply->error ?: vault_result_to_string(reply->result));
+        if (m->n_stop_pending > 0)
+                m->n_stop_pending--;
+        manager_check_stopped(m);
+}
+
+/**
+ * lease_revoke_all() - at stop with revoke_on_stop: revoke every lease (and replaced ones), drop the
+ * cache; manager_check_stopped() is called as the revokes complete
+ *
+ * Return: the number of revokes in flight
+ */
+unsigned lease_revoke_all(Manager *m) {
+        unsigned n = 0;
+
+        for (Lease *l = m->leases; l; l = l->next) {
+                l->req = vault_request_cancel(l->req);
+                l->op = OP_NONE;
+                if (l->have_answer && l->lease_id &&
+                    vault_lease_revoke(m->vault, l->lease_id, on_stop_revoked, m, NULL) >= 0)
+                        n++;
+        }
+        for (Retiree *t = m->retirees; t; t = t->next) {
+                t->req = vault_request_cancel(t->req);
+                if (vault_lease_revoke(m->vault, t->lease_id, on_stop_revoked, m, NULL) >= 0)
+                        n++;
+        }
+        m->n_stop_pending += n;
+        retirees_free_all(m);
+        lease_free_all(m);
+        return n;
+}
+
+/**
+ * lease_token_changed() - the broker token @accessor got a new end, or was lost
+ * @event: a VaultTokenEvent
+ *
+ * Leases are bounded by the end of the token that created them: a renewed token moves their end
+ * (and so their schedule); a lost one takes them with it.
+ */
+void lease_token_changed(Manager *m, int event, const char *accessor, usec_t expires_realtime) {
+        Lease *l, *next;
+
+        if (!accessor)
+                return;
+
+        for (l = m->leases; l; l = next) {
+                next = l->next;
+                if (!l->have_answer || !l->accessor || strcmp(l->accessor, accessor) != 0)
+                        continue;
+
+                if (event == VAULT_TOKEN_LOST) {
+                        if (!l->times.leased)
+                                continue;       /* a static secret does not die with the token */
+                        log_warning("The token that fetched '%s' for %s is gone, and its lease with it.",
+                                    l->cred->name, l->owner);
+                        if (l->op == OP_RENEW) {
+                                l->req = vault_request_cancel(l->req);
+                                l->op = OP_NONE;
+                        }
+                        answer_drop(l);
+                        if (l->op == OP_NONE && !l->waiters) {
+                                lease_free(l);
+                                continue;
+                        }
+                        lease_kick(l);
+                        continue;
+                }
+
+                if (event == VAULT_TOKEN_ACQUIRED || event == VAULT_TOKEN_RENEWED) {
+                        l->times.token_expiry = boottime_from_realtime(expires_realtime);
+                        lease_arm(l);
+                }
+        }
+}

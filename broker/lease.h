@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The lease engine: one Lease per (owner, credential). See lease.c for the rules.
+ */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "broker/schedule.h"
+#include "common/time-util.h"
+
+typedef struct CredentialConfig CredentialConfig;
+typedef struct Manager Manager;
+typedef struct Lease Lease;
+typedef struct LeaseWaiter LeaseWaiter;
+typedef struct json_object json_object;
+
+typedef enum LeaseState {
+        LEASE_LIVE,
+        LEASE_RENEWING,
+        LEASE_ROTATING,
+        LEASE_EXPIRING,
+        LEASE_REVOKING,
+        LEASE_REVOKE_FAILED,
+        _LEASE_STATE_MAX,
+        _LEASE_STATE_INVALID = -EINVAL,
+} LeaseState;
+
+/**
+ * LeaseDoneFunc - the answer to a Get or Release
+ * @error:    NULL on success, else a fully qualified varlink error name
+ * @params:   reply parameters, or the error's parameters (may be NULL); borrowed
+ * @userdata: as given
+ *
+ * Called exactly once per waiter unless lease_waiter_cancel() came first; possibly before the call
+ * that registered it returns.
+ */
+typedef void (*LeaseDoneFunc)(const char *error, json_object *params, void *userdata);
+
+const char *lease_state_to_string(LeaseState s);
+
+int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
+              LeaseWaiter **ret_waiter);
+int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
+                  LeaseWaiter **ret_waiter);
+void lease_waiter_cancel(LeaseWaiter *w);
+
+Lease *lease_free(Lease *l);
+void lease_free_all(Manager *m);
+void retirees_free_all(Manager *m);
+
+int lease_append_held(Manager *m, bool all, uid_t uid, json_object *array);
+unsigned lease_revoke_all(Manager *m);
+void lease_token_changed(Manager *m, int event, const char *accessor, usec_t expires_realtime);

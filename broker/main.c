@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * vleased: the per-host credential broker.
+ *
+ * The process holds secrets, so before anything else it makes itself non-dumpable (no core file,
+ * no ptrace by the same uid) and sets a umask that keeps whatever it creates private. Sockets come
+ * from systemd (fd names "varlink" and "credentials") or, with --listen DIR, are bound here.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "broker/config.h"
+#include "broker/log.h"
+#include "broker/manager.h"
+#include "broker/policy.h"
+#include "common/memory-util.h"
+
+static const char *arg_config = VLEASE_CONFIG_PATH;
+static const char *arg_listen = NULL;
+static bool arg_check_config = false;
+
+static void help(void) {
+        printf("%s [OPTIONS...]\n\n"
+               "Per-host credential broker for HashiCorp Vault and OpenBao.\n\n"
+               "  -h --help            Show this help\n"
+               "     --version         Show the version\n"
+               "  -c --config FILE     Configuration file (default: %s), then FILE.d/*.conf\n"
+               "  -l --listen DIR      Bind DIR/io.vlease.Broker and DIR/credentials instead of\n"
+               "                       taking the sockets from systemd\n"
+               "     --check-config    Validate the configuration and exit\n",
+               program_invocation_short_name, VLEASE_CONFIG_PATH);
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_CHECK_CONFIG,
+        };
+        static const struct option options[] = {
+                { "help",         no_argument,       NULL, 'h'              },
+                { "version",      no_argument,       NULL, ARG_VERSION      },
+                { "config",       required_argument, NULL, 'c'              },
+                { "listen",       required_argument, NULL, 'l'              },
+                { "check-config", no_argument,       NULL, ARG_CHECK_CONFIG },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "hc:l:", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("vleased %s\n", VLEASE_VERSION);
+                        return 0;
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case 'l':
+                        arg_listen = optarg;
+                        break;
+                case ARG_CHECK_CONFIG:
+                        arg_check_config = true;
+                        break;
+                case '?':
+                        return -EINVAL;
+                default:
+                        abort();
+                }
+
+        if (optind < argc) {
+                log_error("%s takes no arguments.", program_invocation_short_name);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int bind_unix(const char *dir, const char *name, mode_t mode, int *ret) {
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int r;
+
+        r = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name);
+        if (r < 0 || (size_t) r >= sizeof(sa.sun_path))
+                return log_error_errno(ENAMETOOLONG, "Socket path %s/%s is too long.", dir, name);
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create a socket: %m");
+
+        if (unlink(sa.sun_path) < 0 && errno != ENOENT)
+                return log_error_errno(errno, "Failed to remove stale %s: %m", sa.sun_path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return log_error_errno(errno, "Failed to bind %s: %m", sa.sun_path);
+        if (chmod(sa.sun_path, mode) < 0)
+                return log_error_errno(errno, "Failed to set the mode of %s: %m", sa.sun_path);
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(errno, "Failed to listen on %s: %m", sa.sun_path);
+
+        log_debug("Listening on %s.", sa.sun_path);
+        *ret = TAKE_FD(fd);
+        return 0;
+}
+
+static int sockets_from_systemd(int *ret_varlink, int *ret_credentials) {
+        _cleanup_strv_free_ char **names = NULL;
+        int n, varlink = -1, credentials = -1;
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n < 0)
+                return log_error_errno(n, "Failed to receive sockets from systemd: %m");
+        if (n == 0)
+                return log_error_errno(EBADF, "No sockets passed by systemd; use --listen DIR to run by hand.");
+
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names && names[i] ? names[i] : "";
+
+                if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+                        log_warning("Passed fd %i (%s) is not a listening stream socket: ignoring.", fd, name);
+                        continue;
+                }
+                if (strcmp(name, "varlink") == 0 && varlink < 0)
+                        varlink = fd;
+                else if (strcmp(name, "credentials") == 0 && credentials < 0)
+                        credentials = fd;
+                else
+                        log_warning("Ignoring passed socket fd %i named '%s'.", fd, name);
+        }
+        if (varlink < 0)
+                return log_error_errno(EBADF, "No socket named 'varlink' passed by systemd.");
+
+        *ret_varlink = varlink;
+        *ret_credentials = credentials;
+        return 0;
+}
+
+static int load_config(Config **ret) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *error = NULL;
+        _cleanup_strv_free_ char **unknown = NULL;
+        int r;
+
+        r = config_load(arg_config, &c, &error);
+        if (r < 0) {
+                if (error)
+                        log_error("%s", error);
+                return log_error_errno(r, "Failed to load %s: %m", arg_config);
+        }
+
+        r = policy_resolve(c, &unknown);
+        if (r < 0)
+                return log_error_errno(r, "Failed to resolve the users and groups in %s: %m", arg_config);
+        for (char **u = unknown; u && *u; u++)
+                log_warning("%s: unknown user or group '%s' ignored.", arg_config, *u);
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        Config *config = NULL;
+        int varlink = -1, credentials = -1, r;
+        sigset_t ss;
+
+        log_setup();
+        (void) prctl(PR_SET_DUMPABLE, 0);
+        umask(0077);
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r;
+
+        r = load_config(&config);
+        if (r < 0)
+                return r;
+        if (arg_check_config) {
+                config_free(config);
+                printf("%s: OK\n", arg_config);
+                return 0;
+        }
+
+        r = config_load_secrets(config, getenv("CREDENTIALS_DIRECTORY"), &error);
+        if (r < 0) {
+                config_free(config);
+                if (error)
+                        log_error("%s", error);
+                return log_error_errno(r, "Failed to read the broker's Vault login secrets: %m");
+        }
+
+        (void) signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        (void) sigprocmask(SIG_BLOCK, &ss, NULL);
+
+        r = manager_new(config, &m);
+        if (r < 0)
+                return r;
+
+        if (arg_listen) {
+                if (mkdir(arg_listen, 0755) < 0 && errno != EEXIST)
+                        return log_error_errno(errno, "Failed to create %s: %m", arg_listen);
+                r = bind_unix(arg_listen, "io.vlease.Broker", 0666, &varlink);
+                if (r < 0)
+                        return r;
+                r = bind_unix(arg_listen, "credentials", 0600, &credentials);
+                if (r < 0) {
+                        safe_close(varlink);
+                        return r;
+                }
+                r = manager_listen(m, varlink, credentials, true);
+        } else {
+                r = sockets_from_systemd(&varlink, &credentials);
+                if (r < 0)
+                        return r;
+                r = manager_listen(m, varlink, credentials, false);
+        }
+        if (r < 0)
+                return r;
+
+        r = manager_start(m);
+        if (r < 0)
+                return r;
+
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        log_info("Stopped.");
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        r = run(argc, argv);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

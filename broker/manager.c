@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The Manager: ties the event loop, the sockets, the peers, the lease cache and the Vault client
+ * together, and handles the process's life: readiness, status, watchdog, signals, idle exit, and
+ * the bounded wait for revokes at stop when revoke_on_stop = yes.
+ */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "broker/config.h"
+#include "broker/lease.h"
+#include "broker/log.h"
+#include "broker/manager.h"
+#include "broker/peer.h"
+#include "broker/vault.h"
+
+#define STOP_REVOKE_TIMEOUT_USEC (10 * USEC_PER_SEC)
+
+usec_t realtime_from_boottime(usec_t boottime) {
+        return usec_realtime_from_boottime(boottime, now(CLOCK_BOOTTIME), now(CLOCK_REALTIME));
+}
+
+usec_t boottime_from_realtime(usec_t realtime) {
+        return usec_boottime_from_realtime(realtime, now(CLOCK_BOOTTIME), now(CLOCK_REALTIME));
+}
+
+/**
+ * manager_account() - the per-uid counters of @uid, created on first use
+ *
+ * Return: the account, or NULL when out of memory
+ */
+UidAccount *manager_account(Manager *m, uid_t uid) {
+        UidAccount *a;
+
+        for (size_t i = 0; i < m->n_accounts; i++)
+                if (m->accounts[i].uid == uid)
+                        return &m->accounts[i];
+
+        a = reallocarray(m->accounts, m->n_accounts + 1, sizeof(UidAccount));
+        if (!a)
+                return NULL;
+        m->accounts = a;
+        m->accounts[m->n_accounts] = (UidAccount) { .uid = uid };
+        return &m->accounts[m->n_accounts++];
+}
+
+/* Drops accounts with nothing counted; the array stays small. */
+void manager_account_gc(Manager *m) {
+        size_t j = 0;
+
+        for (size_t i = 0; i < m->n_accounts; i++)
+                if (m->accounts[i].n_connections > 0 || m->accounts[i].n_requests > 0)
+                        m->accounts[j++] = m->accounts[i];
+        m->n_accounts = j;
+}
+
+static int on_idle_exit(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Idle with no leases and no connections: exiting.");
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(m->event, 0);
+}
+
+/**
+ * manager_update_status() - refresh STATUS= and the idle-exit timer after a change
+ */
+void manager_update_status(Manager *m) {
+        static sd_event_source *idle_source = NULL;
+        bool idle;
+
+        if (!m || m->stopping)
+                return;
+
+        (void) sd_notifyf(false, "STATUS=%u leases, %u connections", m->n_leases, m->n_peers);
+
+        if (m->config->broker.idle_exit_usec == 0)
+                return;
+        idle = m->n_leases == 0 && m->n_peers == 0 && !m->retirees;
+        if (!idle) {
+                idle_source = sd_event_source_disable_unref(idle_source);
+                return;
+        }
+        if (idle_source)
+                return;
+        if (sd_event_add_time_relative(m->event, &idle_source, CLOCK_MONOTONIC, m->config->broker.idle_exit_usec,
+                                       USEC_PER_SEC, on_idle_exit, m) >= 0)
+                (void) sd_event_source_set_description(idle_source, "idle-exit");
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        Peer *p;
+        int cfd;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        log_warning_errno(errno, "Failed to accept a connection: %m");
+                return 0;
+        }
+        (void) peer_new(m, cfd, &p);
+        return 0;
+}
+
+/* The credentials socket (systemd LoadCredential=) is served in a later version: close at once. */
+static int on_accept_credentials(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        int cfd;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0)
+                return 0;
+        log_debug("LoadCredential= connections are not served yet: closing.");
+        safe_close(cfd);
+        return 0;
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        log_warning("%u revokes did not complete in time: exiting anyway.", m->n_stop_pending);
+        m->n_stop_pending = 0;
+        return sd_event_exit(m->event, 0);
+}
+
+/**
+ * manager_check_stopped() - while stopping, exit the loop once no revoke is pending
+ */
+void manager_check_stopped(Manager *m) {
+        if (m && m->stopping && m->n_stop_pending == 0)
+                (void) sd_event_exit(m->event, 0);
+}
+
+/**
+ * manager_stop() - stop accepting, revoke everything when revoke_on_stop = yes, then exit
+ */
+void manager_stop(Manager *m) {
+        unsigned n = 0;
+
+        if (m->stopping)
+                return;
+
+        (void) sd_notify(false, "STOPPING=1");
+        m->varlink_source = sd_event_source_disable_unref(m->varlink_source);
+        m->credentials_source = sd_event_source_disable_unref(m->credentials_source);
+
+        if (m->config->broker.revoke_on_stop) {
+                n = lease_revoke_all(m);
+                if (n > 0) {
+                        log_info("Stopping: revoking %u leases.", n);
+                        (void) sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC,
+                                                          STOP_REVOKE_TIMEOUT_USEC, 0, on_stop_timeout, m);
+                }
+        }
+        m->stopping = true;
+        manager_check_stopped(m);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received SIG%s, stopping.", sigabbrev_np((int) si->ssi_signo) ?: "?");
+        manager_stop(m);
+        return 0;
+}
+
+static void on_token_changed(VaultClient *c, VaultTokenEvent event, const char *accessor, usec_t expires_usec,
+                             void *userdata) {
+        lease_token_changed(userdata, event, accessor, expires_usec);
+}
+
+static void on_vault_log(int priority, const char *message, void *userdata) {
+        log_full(priority, "vault: %s", message);
+}
+
+/**
+ * manager_new() - set up the event loop, signals, watchdog and the Vault client
+ * @config: the loaded configuration; owned by the manager from now on, also on error
+ * @ret: the manager
+ *
+ * Return: 0 or a negative errno (logged)
+ */
+int manager_new(Config *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                config_free(config);
+                return log_oom();
+        }
+        m->config = config;
+        m->varlink_fd = m->credentials_fd = -1;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to handle signals: %m");
+
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
+
+        r = vault_client_new(m->event, &config->vault, &m->vault);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Vault client for %s: %m",
+                                       config->vault.address ?: "(no address)");
+        vault_client_set_token_changed_callback(m->vault, on_token_changed, m);
+        vault_client_set_log_func(m->vault, on_vault_log, m);
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/**
+ * manager_free() - close everything; wipes every cached secret; revokes nothing
+ *
+ * Return: NULL
+ */
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+
+        m->stopping = false;    /* no sd_event_exit() from frees below */
+        while (m->peers)
+                peer_free(m->peers);
+        lease_free_all(m);
+        retirees_free_all(m);
+        m->vault = vault_client_free(m->vault);
+
+        sd_event_source_disable_unref(m->varlink_source);
+        sd_event_source_disable_unref(m->credentials_source);
+        sd_event_source_disable_unref(m->stop_timer);
+        if (m->own_sockets) {
+                safe_close(m->varlink_fd);
+                safe_close(m->credentials_fd);
+        }
+        free(m->accounts);
+        config_free(m->config);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
+
+/**
+ * manager_listen() - serve @varlink_fd, and close connections on @credentials_fd for now
+ * @own: the manager closes the fds when freed
+ *
+ * Return: 0 or a negative errno (logged)
+ */
+int manager_listen(Manager *m, int varlink_fd, int credentials_fd, bool own) {
+        int r;
+
+        m->varlink_fd = varlink_fd;
+        m->credentials_fd = credentials_fd;
+        m->own_sockets = own;
+
+        r = sd_event_add_io(m->event, &m->varlink_source, varlink_fd, EPOLLIN, on_accept, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the varlink socket: %m");
+        (void) sd_event_source_set_description(m->varlink_source, "listen-varlink");
+
+        if (credentials_fd >= 0) {
+                r = sd_event_add_io(m->event, &m->credentials_source, credentials_fd, EPOLLIN,
+                                    on_accept_credentials, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch the credentials socket: %m");
+                (void) sd_event_source_set_description(m->credentials_source, "listen-credentials");
+        }
+        return 0;
+}
+
+/**
+ * manager_start() - start the Vault login and tell systemd we are ready
+ *
+ * Return: 0 or a negative errno (logged)
+ */
+int manager_start(Manager *m) {
+        int r;
+
+        r = vault_client_start(m->vault);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the Vault client: %m");
+
+        (void) sd_notify(false, "READY=1");
+        manager_update_status(m);
+        log_info("Ready, Vault at %s, %zu credentials configured.", m->config->vault.address,
+                 m->config->n_credentials);
+        return 0;
+}

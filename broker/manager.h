@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The Manager owns everything of one vleased process: the event loop, the configuration, the Vault
+ * client, the listening sockets, the connected peers with their per-uid accounting, and the lease
+ * cache. It is the only object that knows all the others.
+ */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "common/time-util.h"
+
+typedef struct Config Config;
+typedef struct Lease Lease;
+typedef struct Peer Peer;
+typedef struct Retiree Retiree;
+typedef struct VaultClient VaultClient;
+
+/* Connections and requests in flight, per peer uid. */
+typedef struct UidAccount {
+        uid_t uid;
+        unsigned n_connections;
+        unsigned n_requests;
+} UidAccount;
+
+typedef struct Manager {
+        sd_event *event;
+        Config *config;
+        VaultClient *vault;
+
+        int varlink_fd;
+        int credentials_fd;
+        bool own_sockets;               /* bound with --listen: ours to close */
+        sd_event_source *varlink_source;
+        sd_event_source *credentials_source;
+
+        Peer *peers;
+        unsigned n_peers;
+        UidAccount *accounts;
+        size_t n_accounts;
+
+        Lease *leases;
+        unsigned n_leases;
+        Retiree *retirees;              /* replaced leases waiting for their revoke */
+
+        bool stopping;
+        unsigned n_stop_pending;
+        sd_event_source *stop_timer;
+} Manager;
+
+int manager_new(Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+static inline void manager_freep(Manager **m) {
+        if (*m)
+                (void) manager_free(*m);
+}
+
+int manager_listen(Manager *m, int varlink_fd, int credentials_fd, bool own);
+int manager_start(Manager *m);
+void manager_update_status(Manager *m);
+void manager_stop(Manager *m);
+void manager_check_stopped(Manager *m);
+
+UidAccount *manager_account(Manager *m, uid_t uid);
+void manager_account_gc(Manager *m);
+
+usec_t realtime_from_boottime(usec_t boottime);
+usec_t boottime_from_realtime(usec_t realtime);

@@ -1,0 +1,749 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * One varlink connection on io.vlease.Broker.
+ *
+ * Who is calling comes from the kernel: SO_PEERCRED and SO_PEERGROUPS, read once at accept (the
+ * kernel snapshots them at connect()), never from anything the peer says. Every Get is authorised
+ * against that uid and those groups.
+ *
+ * The connection is non-blocking and never stalls anybody else: bytes are read as they come into a
+ * bounded VarlinkReader, calls are handled in order one at a time (a Get waiting for Vault blocks
+ * only its own connection), replies are queued and written when the socket takes them. Limits: the
+ * message size cap, a deadline from the first byte of a message to its reply (exceeding it closes
+ * the connection), and requests in flight per uid (TooManyRequests). A connection with no partial
+ * message and no call in progress is idle and is never timed out.
+ *
+ * Replies may carry secrets: the output buffer is wiped when freed.
+ */
+
+#include <assert.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "broker/config.h"
+#include "broker/lease.h"
+#include "broker/log.h"
+#include "broker/manager.h"
+#include "broker/peer.h"
+#include "broker/policy.h"
+#include "broker/vault.h"
+#include "broker/varlink-interface.h"
+#include "common/memory-util.h"
+#include "common/peercred.h"
+
+#define INTERFACE "io.vlease.Broker"
+#define SERVICE "org.varlink.service"
+#define OUT_HIGH_WATERMARK ((size_t) 1024U * 1024U)
+#define OUT_MAX ((size_t) 16U * 1024U * 1024U)
+
+typedef enum MethodFlags {
+        METHOD_ROOT_ONLY = 1 << 0,
+        METHOD_NOT_IMPLEMENTED = 1 << 1,
+} MethodFlags;
+
+/* Return: 0 answered, 1 pending (the reply comes later), negative errno: close the connection. */
+typedef int (*MethodHandler)(Peer *p, json_object *params);
+
+typedef struct Method {
+        const char *name;
+        MethodHandler handler;
+        MethodFlags flags;
+        const char *const *params;
+} Method;
+
+static void peer_update_io(Peer *p);
+static void peer_kick(Peer *p);
+
+/* ---- output ---- */
+
+static int peer_queue(Peer *p, char *msg, size_t len) {
+        if (p->oneway) {
+                erase_and_free(msg);
+                return 0;
+        }
+        if (p->out_size + len > OUT_MAX) {
+                erase_and_free(msg);
+                return -ENOBUFS;
+        }
+        if (p->out_size + len > p->out_allocated) {
+                size_t n = MAX(p->out_allocated * 2, p->out_size + len);
+                char *b = malloc(n);
+
+                if (!b) {
+                        erase_and_free(msg);
+                        return -ENOMEM;
+                }
+                if (p->out) {
+                        memcpy(b, p->out, p->out_size);
+                        explicit_bzero_safe(p->out, p->out_allocated);
+                        free(p->out);
+                }
+                p->out = b;
+                p->out_allocated = n;
+        }
+        memcpy(p->out + p->out_size, msg, len);
+        p->out_size += len;
+        explicit_bzero_safe(msg, len);
+        free(msg);
+        return 0;
+}
+
+static int peer_reply(Peer *p, json_object *params) {
+        char *msg;
+        size_t len;
+        int r;
+
+        r = varlink_reply(params, &msg, &len);
+        if (r < 0)
+                return r;
+        return peer_queue(p, msg, len);
+}
+
+static int peer_error(Peer *p, const char *error, json_object *params) {
+        char *msg;
+        size_t len;
+        int r;
+
+        r = varlink_error(error, params, &msg, &len);
+        if (r < 0)
+                return r;
+        return peer_queue(p, msg, len);
+}
+
+static int peer_error_string(Peer *p, const char *error, const char *key, const char *value) {
+        json_object *o;
+        int r;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        if (key)
+                (void) json_object_object_add(o, key, json_object_new_string(value));
+        r = peer_error(p, error, o);
+        json_object_put(o);
+        return r;
+}
+
+static int peer_invalid_parameter(Peer *p, const char *name) {
+        return peer_error_string(p, SERVICE ".InvalidParameter", "parameter", name);
+}
+
+static int peer_flush(Peer *p) {
+        while (p->out_size > 0) {
+                ssize_t n = send(p->fd, p->out, p->out_size, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return 0;
+                        return negative_errno();
+                }
+                explicit_bzero_safe(p->out, (size_t) n);
+                memmove(p->out, p->out + n, p->out_size - (size_t) n);
+                p->out_size -= (size_t) n;
+        }
+        return 0;
+}
+
+/* ---- the request deadline ---- */
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Peer *p = userdata;
+
+        log_warning("Peer uid=%u pid=%u did not complete a request within %llus: closing the connection.",
+                    (unsigned) p->ucred.uid, (unsigned) p->ucred.pid,
+                    (unsigned long long) (p->manager->config->broker.request_timeout_usec / USEC_PER_SEC));
+        peer_free(p);
+        return 0;
+}
+
+/* Armed while a message is partly read or a call is in progress; idle connections never time out. */
+static void peer_update_deadline(Peer *p, bool restart) {
+        usec_t timeout = p->manager->config->broker.request_timeout_usec;
+        bool active = p->busy || varlink_reader_pending(&p->reader) > 0;
+        int r;
+
+        if (!active || timeout == 0) {
+                if (p->deadline_armed)
+                        (void) sd_event_source_set_enabled(p->deadline_source, SD_EVENT_OFF);
+                p->deadline_armed = false;
+                return;
+        }
+        if (p->deadline_armed && !restart)
+                return;
+
+        if (!p->deadline_source) {
+                r = sd_event_add_time_relative(p->manager->event, &p->deadline_source, CLOCK_MONOTONIC, timeout,
+                                               0, on_deadline, p);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to add a request deadline: %m");
+                        return;
+                }
+                (void) sd_event_source_set_description(p->deadline_source, "peer-deadline");
+        } else {
+                (void) sd_event_source_set_time_relative(p->deadline_source, timeout);
+                (void) sd_event_source_set_enabled(p->deadline_source, SD_EVENT_ONESHOT);
+        }
+        p->deadline_armed = true;
+}
+
+/* ---- call completion ---- */
+
+static void peer_call_finished(Peer *p) {
+        UidAccount *a;
+
+        if (p->counted) {
+                a = manager_account(p->manager, p->ucred.uid);
+                if (a && a->n_requests > 0)
+                        a->n_requests--;
+                p->counted = false;
+        }
+        p->busy = false;
+        p->oneway = false;
+        p->waiter = NULL;
+        peer_update_deadline(p, true);
+}
+
+static void on_lease_done(const char *error, json_object *params, void *userdata) {
+        Peer *p = userdata;
+        int r;
+
+        p->waiter = NULL;
+        r = error ? peer_error(p, error, params) : peer_reply(p, params);
+        if (r < 0)
+                log_warning_errno(r, "Failed to queue a reply to uid=%u: %m", (unsigned) p->ucred.uid);
+        peer_call_finished(p);
+        peer_kick(p);
+}
+
+/* ---- methods ---- */
+
+static const char *const params_none[] = { NULL };
+static const char *const params_name[] = { "name", NULL };
+static const char *const params_interface[] = { "interface", NULL };
+
+static int lookup_credential(Peer *p, json_object *params, const CredentialConfig **ret) {
+        const CredentialConfig *c;
+        const char *name;
+        int r;
+
+        r = varlink_param_string(params, "name", true, &name);
+        if (r < 0)
+                return peer_invalid_parameter(p, "name") ?: 0;
+
+        c = config_find_credential(p->manager->config, name);
+        if (!c) {
+                log_info("Peer uid=%u pid=%u asked for unknown credential '%.64s'.", (unsigned) p->ucred.uid,
+                         (unsigned) p->ucred.pid, credential_name_is_valid(name) ? name : "(invalid)");
+                r = peer_error_string(p, INTERFACE ".NoSuchCredential", "name", name);
+                return r < 0 ? r : 0;
+        }
+        if (!policy_allows(c, p->ucred.uid, p->gids, p->n_gids)) {
+                log_warning("Permission denied: peer uid=%u pid=%u may not get credential '%s'.",
+                            (unsigned) p->ucred.uid, (unsigned) p->ucred.pid, c->name);
+                r = peer_error(p, INTERFACE ".PermissionDenied", NULL);
+                return r < 0 ? r : 0;
+        }
+        *ret = c;
+        return 1;
+}
+
+static int method_get_or_release(Peer *p, json_object *params, bool release) {
+        const CredentialConfig *c = NULL;
+        UidAccount *a;
+        int r;
+
+        r = lookup_credential(p, params, &c);
+        if (r <= 0)
+                return r;
+
+        a = manager_account(p->manager, p->ucred.uid);
+        if (!a)
+                return -ENOMEM;
+        if (a->n_requests >= (p->ucred.uid == 0 ? p->manager->config->broker.max_connections_root
+                                                 : p->manager->config->broker.max_requests_per_uid)) {
+                log_warning("Peer uid=%u pid=%u has too many requests in flight.", (unsigned) p->ucred.uid,
+                            (unsigned) p->ucred.pid);
+                r = peer_error(p, INTERFACE ".TooManyRequests", NULL);
+                return r < 0 ? r : 0;
+        }
+        a->n_requests++;
+        p->counted = true;
+        p->busy = true;
+
+        log_debug("Peer uid=%u pid=%u: %s '%s'.", (unsigned) p->ucred.uid, (unsigned) p->ucred.pid,
+                  release ? "Release" : "Get", c->name);
+        if (release)
+                r = lease_release(p->manager, p->ucred.uid, c, on_lease_done, p, &p->waiter);
+        else
+                r = lease_get(p->manager, p->ucred.uid, c, on_lease_done, p, &p->waiter);
+        if (r < 0) {
+                peer_call_finished(p);
+                log_error_errno(r, "Failed to start %s of '%s': %m", release ? "Release" : "Get", c->name);
+                r = peer_error_string(p, INTERFACE ".VaultUnavailable", "reason", "internal error");
+                return r < 0 ? r : 0;
+        }
+        return p->busy ? 1 : 0;
+}
+
+static int method_get(Peer *p, json_object *params) {
+        return method_get_or_release(p, params, false);
+}
+
+static int method_release(Peer *p, json_object *params) {
+        return method_get_or_release(p, params, true);
+}
+
+static int method_list(Peer *p, json_object *params) {
+        const Config *cfg = p->manager->config;
+        json_object *reply, *allowed, *held;
+        int r;
+
+        reply = json_object_new_object();
+        allowed = json_object_new_array();
+        held = json_object_new_array();
+        if (!reply || !allowed || !held) {
+                json_object_put(reply);
+                json_object_put(allowed);
+                json_object_put(held);
+                return -ENOMEM;
+        }
+        (void) json_object_object_add(reply, "allowed", allowed);
+        (void) json_object_object_add(reply, "held", held);
+
+        for (size_t i = 0; i < cfg->n_credentials; i++)
+                if (policy_allows(&cfg->credentials[i], p->ucred.uid, p->gids, p->n_gids))
+                        (void) json_object_array_add(allowed, json_object_new_string(cfg->credentials[i].name));
+
+        r = lease_append_held(p->manager, p->ucred.uid == 0, p->ucred.uid, held);
+        if (r >= 0)
+                r = peer_reply(p, reply);
+        json_object_put(reply);
+        return r;
+}
+
+static int method_status(Peer *p, json_object *params) {
+        json_object *reply, *vault, *held;
+        VaultStatus st = {};
+        int r;
+
+        vault_client_get_status(p->manager->vault, &st);
+
+        reply = json_object_new_object();
+        vault = json_object_new_object();
+        held = json_object_new_array();
+        if (!reply || !vault || !held) {
+                json_object_put(reply);
+                json_object_put(vault);
+                json_object_put(held);
+                return -ENOMEM;
+        }
+        (void) json_object_object_add(reply, "vault", vault);
+        (void) json_object_object_add(reply, "held", held);
+        (void) json_object_object_add(reply, "sessions", json_object_new_int64(0));
+
+        (void) json_object_object_add(vault, "address", json_object_new_string(st.address ?: ""));
+        (void) json_object_object_add(vault, "reachable", json_object_new_boolean(st.reachable));
+        if (st.sealed >= 0)
+                (void) json_object_object_add(vault, "sealed", json_object_new_boolean(st.sealed > 0));
+        if (st.token_expires_usec > 0 && st.token_expires_usec != USEC_INFINITY)
+                (void) json_object_object_add(vault, "token_expires_usec",
+                                              json_object_new_int64((int64_t) st.token_expires_usec));
+        if (st.last_error)
+                (void) json_object_object_add(vault, "last_error", json_object_new_string(st.last_error));
+
+        r = lease_append_held(p->manager, p->ucred.uid == 0, p->ucred.uid, held);
+        if (r >= 0)
+                r = peer_reply(p, reply);
+        json_object_put(reply);
+        return r;
+}
+
+static int method_get_info(Peer *p, json_object *params) {
+        json_object *reply, *ifaces;
+        int r;
+
+        reply = json_object_new_object();
+        ifaces = json_object_new_array();
+        if (!reply || !ifaces) {
+                json_object_put(reply);
+                json_object_put(ifaces);
+                return -ENOMEM;
+        }
+        (void) json_object_object_add(reply, "vendor", json_object_new_string("vlease"));
+        (void) json_object_object_add(reply, "product", json_object_new_string("vleased"));
+        (void) json_object_object_add(reply, "version", json_object_new_string(VLEASE_VERSION));
+        (void) json_object_object_add(reply, "url", json_object_new_string("https://github.com/vlease/vlease"));
+        (void) json_object_array_add(ifaces, json_object_new_string(SERVICE));
+        (void) json_object_array_add(ifaces, json_object_new_string(INTERFACE));
+        (void) json_object_object_add(reply, "interfaces", ifaces);
+
+        r = peer_reply(p, reply);
+        json_object_put(reply);
+        return r;
+}
+
+static const char service_interface_text[] =
+        "# The Varlink Service Interface is provided by every varlink service. It\n"
+        "# describes the service and the interfaces it implements.\n"
+        "interface org.varlink.service\n"
+        "\n"
+        "# Get a list of all the interfaces a service provides and information\n"
+        "# about the implementation.\n"
+        "method GetInfo() -> (\n"
+        "  vendor: string,\n"
+        "  product: string,\n"
+        "  version: string,\n"
+        "  url: string,\n"
+        "  interfaces: []string\n"
+        ")\n"
+        "\n"
+        "# Get the description of an interface that is implemented by this service.\n"
+        "method GetInterfaceDescription(interface: string) -> (description: string)\n"
+        "\n"
+        "# The requested interface was not found.\n"
+        "error InterfaceNotFound (interface: string)\n"
+        "\n"
+        "# The requested method was not found\n"
+        "error MethodNotFound (method: string)\n"
+        "\n"
+        "# The interface defines the requested method, but the service does not\n"
+        "# implement it.\n"
+        "error MethodNotImplemented (method: string)\n"
+        "\n"
+        "# One of the passed parameters is invalid.\n"
+        "error InvalidParameter (parameter: string)\n"
+        "\n"
+        "# Client is denied access\n"
+        "error PermissionDenied ()\n"
+        "\n"
+        "# Method is expected to be called with 'more' set to true, but wasn't\n"
+        "error ExpectedMore ()\n";
+
+static int method_get_interface_description(Peer *p, json_object *params) {
+        const char *name, *text;
+        json_object *reply;
+        int r;
+
+        r = varlink_param_string(params, "interface", true, &name);
+        if (r < 0)
+                return peer_invalid_parameter(p, "interface");
+
+        if (strcmp(name, INTERFACE) == 0)
+                text = vlease_broker_interface_text;
+        else if (strcmp(name, SERVICE) == 0)
+                text = service_interface_text;
+        else
+                return peer_error_string(p, SERVICE ".InterfaceNotFound", "interface", name);
+
+        reply = json_object_new_object();
+        if (!reply)
+                return -ENOMEM;
+        (void) json_object_object_add(reply, "description", json_object_new_string(text));
+        r = peer_reply(p, reply);
+        json_object_put(reply);
+        return r;
+}
+
+static const Method methods[] = {
+        { INTERFACE ".Get",          method_get,     0,                       params_name },
+        { INTERFACE ".List",         method_list,    0,                       params_none },
+        { INTERFACE ".Release",      method_release, 0,                       params_name },
+        { INTERFACE ".Status",       method_status,  0,                       params_none },
+        { INTERFACE ".OpenSession",  NULL,           METHOD_ROOT_ONLY | METHOD_NOT_IMPLEMENTED, NULL },
+        { INTERFACE ".CloseSession", NULL,           METHOD_NOT_IMPLEMENTED,  NULL },
+        { INTERFACE ".Login",        NULL,           METHOD_ROOT_ONLY | METHOD_NOT_IMPLEMENTED, NULL },
+        { SERVICE ".GetInfo",        method_get_info, 0,                      params_none },
+        { SERVICE ".GetInterfaceDescription", method_get_interface_description, 0, params_interface },
+};
+
+static int peer_dispatch(Peer *p, const VarlinkCall *call) {
+        const char *bad = NULL, *dot;
+        const Method *m = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (strcmp(methods[i].name, call->method) == 0) {
+                        m = &methods[i];
+                        break;
+                }
+
+        p->oneway = call->oneway;
+
+        if (!m) {
+                dot = strrchr(call->method, '.');
+                if (dot && (size_t) (dot - call->method) == strlen(INTERFACE) &&
+                    strncmp(call->method, INTERFACE, strlen(INTERFACE)) == 0)
+                        return peer_error_string(p, SERVICE ".MethodNotFound", "method", call->method);
+                if (dot && (size_t) (dot - call->method) == strlen(SERVICE) &&
+                    strncmp(call->method, SERVICE, strlen(SERVICE)) == 0)
+                        return peer_error_string(p, SERVICE ".MethodNotFound", "method", call->method);
+                return peer_error_string(p, SERVICE ".InterfaceNotFound", "interface",
+                                         dot ? strndupa(call->method, dot - call->method) : call->method);
+        }
+
+        if ((m->flags & METHOD_ROOT_ONLY) && p->ucred.uid != 0) {
+                log_warning("Permission denied: peer uid=%u pid=%u called %s.", (unsigned) p->ucred.uid,
+                            (unsigned) p->ucred.pid, m->name);
+                return peer_error(p, INTERFACE ".PermissionDenied", NULL);
+        }
+        if (m->flags & METHOD_NOT_IMPLEMENTED)
+                return peer_error_string(p, SERVICE ".MethodNotImplemented", "method", m->name);
+        if (call->upgrade)
+                return peer_invalid_parameter(p, "upgrade");
+        if (varlink_check_unknown(call->parameters, m->params, &bad) < 0)
+                return peer_invalid_parameter(p, bad ?: "parameters");
+
+        return m->handler(p, call->parameters);
+}
+
+/* Handles complete buffered calls, one at a time, until one goes asynchronous. */
+static int peer_process(Peer *p) {
+        int r;
+
+        while (!p->busy && p->out_size < OUT_HIGH_WATERMARK) {
+                VarlinkCall call = {};
+                const char *msg;
+                size_t len;
+
+                r = varlink_reader_next(&p->reader, &msg, &len);
+                if (r == -E2BIG) {
+                        log_warning("Peer uid=%u pid=%u sent a message over %zu bytes: closing the connection.",
+                                    (unsigned) p->ucred.uid, (unsigned) p->ucred.pid, p->reader.max);
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+
+                r = varlink_parse_call(msg, len, &call);
+                if (r < 0) {
+                        log_warning("Peer uid=%u pid=%u sent a malformed message: closing the connection.",
+                                    (unsigned) p->ucred.uid, (unsigned) p->ucred.pid);
+                        return r;
+                }
+
+                r = peer_dispatch(p, &call);
+                varlink_call_done(&call);
+                if (r < 0)
+                        return r;
+                if (!p->busy) {
+                        p->oneway = false;
+                        peer_update_deadline(p, true);
+                }
+        }
+        peer_update_deadline(p, false);
+        return 0;
+}
+
+/* Runs everything that can run now, then decides what to wait for. May free @p. */
+static void peer_run(Peer *p) {
+        int r;
+
+        r = peer_process(p);
+        if (r >= 0)
+                r = peer_flush(p);
+        if (r < 0) {
+                peer_free(p);
+                return;
+        }
+
+        if (p->eof && !p->busy && p->out_size == 0) {
+                const char *msg;
+                size_t len;
+
+                /* anything left is a complete call we could not run yet, or a tail without NUL */
+                if (varlink_reader_next(&p->reader, &msg, &len) <= 0) {
+                        peer_free(p);
+                        return;
+                }
+                /* cannot happen: process ran until !busy and no message left; be safe */
+                peer_free(p);
+                return;
+        }
+        peer_update_io(p);
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        peer_run(userdata);
+        return 0;
+}
+
+static void peer_kick(Peer *p) {
+        (void) sd_event_source_set_enabled(p->defer_source, SD_EVENT_ONESHOT);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Peer *p = userdata;
+
+        if (revents & EPOLLIN) {
+                ssize_t n = varlink_reader_read(&p->reader, p->fd);
+
+                if (n == 0)
+                        p->eof = true;
+                else if (n == -ENOBUFS) {
+                        /* buffer full: the caller must drain it first; process below */
+                } else if (n < 0 && n != -EAGAIN) {
+                        if (n != -ECONNRESET)
+                                log_debug_errno((int) n, "Read from uid=%u failed: %m", (unsigned) p->ucred.uid);
+                        peer_free(p);
+                        return 0;
+                }
+        } else if (revents & (EPOLLHUP | EPOLLERR)) {
+                if (!(revents & EPOLLOUT) || p->out_size == 0)
+                        p->eof = true;
+        }
+
+        peer_run(p);
+        return 0;
+}
+
+static void peer_update_io(Peer *p) {
+        uint32_t events = 0;
+
+        if (!p->eof && p->out_size < OUT_HIGH_WATERMARK &&
+            !(p->busy && varlink_reader_pending(&p->reader) >= p->reader.max))
+                events |= EPOLLIN;
+        if (p->out_size > 0)
+                events |= EPOLLOUT;
+
+        (void) sd_event_source_set_io_events(p->io_source, events);
+}
+
+/**
+ * peer_new() - take over an accepted connection
+ * @m: the manager
+ * @fd: the connection (ownership passes to the peer, also on error)
+ * @ret: the peer, or NULL if the connection was closed because of a limit
+ *
+ * Reads SO_PEERCRED and SO_PEERGROUPS, enforces the per-uid connection limit (over it the
+ * connection is closed at once) and starts reading.
+ *
+ * Return: 0, or a negative errno
+ */
+int peer_new(Manager *m, int fd, Peer **ret) {
+        _cleanup_close_ int cfd = fd;
+        UidAccount *a;
+        unsigned limit;
+        Peer *p;
+        int r;
+
+        *ret = NULL;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->manager = m;
+        p->fd = -1;
+
+        r = getpeercred(cfd, &p->ucred);
+        if (r < 0) {
+                free(p);
+                return log_warning_errno(r, "Failed to read the peer's credentials: %m");
+        }
+        r = getpeergroups(cfd, &p->gids, &p->n_gids);
+        if (r < 0) {
+                free(p);
+                return log_warning_errno(r, "Failed to read the peer's groups: %m");
+        }
+
+        a = manager_account(m, p->ucred.uid);
+        if (!a) {
+                free(p->gids);
+                free(p);
+                return -ENOMEM;
+        }
+        limit = p->ucred.uid == 0 ? m->config->broker.max_connections_root : m->config->broker.max_connections_per_uid;
+        if (a->n_connections >= limit) {
+                log_warning("Peer uid=%u pid=%u is over its %u connections: closing.", (unsigned) p->ucred.uid,
+                            (unsigned) p->ucred.pid, limit);
+                free(p->gids);
+                free(p);
+                manager_account_gc(m);
+                return 0;
+        }
+
+        varlink_reader_init(&p->reader, m->config->broker.max_message_size);
+        p->fd = TAKE_FD(cfd);
+        a->n_connections++;
+        p->next = m->peers;
+        if (m->peers)
+                m->peers->prev = p;
+        m->peers = p;
+        m->n_peers++;
+
+        r = sd_event_add_io(m->event, &p->io_source, p->fd, EPOLLIN, on_io, p);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_description(p->io_source, "peer-io");
+        r = sd_event_add_defer(m->event, &p->defer_source, on_defer, p);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(p->defer_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(p->defer_source, "peer-defer");
+
+        log_debug("Connection from uid=%u pid=%u.", (unsigned) p->ucred.uid, (unsigned) p->ucred.pid);
+        manager_update_status(m);
+        *ret = p;
+        return 0;
+
+fail:
+        peer_free(p);
+        return log_error_errno(r, "Failed to watch a connection: %m");
+}
+
+/**
+ * peer_free() - close the connection, cancel its pending call, wipe its buffers
+ *
+ * Return: NULL
+ */
+Peer *peer_free(Peer *p) {
+        Manager *m;
+        UidAccount *a;
+
+        if (!p)
+                return NULL;
+        m = p->manager;
+
+        lease_waiter_cancel(p->waiter);
+        p->waiter = NULL;
+        if (p->counted) {
+                a = manager_account(m, p->ucred.uid);
+                if (a && a->n_requests > 0)
+                        a->n_requests--;
+        }
+        if (p->fd >= 0) {
+                a = manager_account(m, p->ucred.uid);
+                if (a && a->n_connections > 0)
+                        a->n_connections--;
+                if (p->prev)
+                        p->prev->next = p->next;
+                else if (m->peers == p)
+                        m->peers = p->next;
+                if (p->next)
+                        p->next->prev = p->prev;
+                m->n_peers--;
+        }
+
+        sd_event_source_disable_unref(p->io_source);
+        sd_event_source_disable_unref(p->defer_source);
+        sd_event_source_disable_unref(p->deadline_source);
+        safe_close(p->fd);
+        if (p->reader.buf)
+                explicit_bzero_safe(p->reader.buf, p->reader.allocated);
+        varlink_reader_done(&p->reader);
+        if (p->out) {
+                explicit_bzero_safe(p->out, p->out_allocated);
+                free(p->out);
+        }
+        free(p->gids);
+        free(p);
+
+        manager_account_gc(m);
+        manager_update_status(m);
+        manager_check_stopped(m);
+        return NULL;
+}

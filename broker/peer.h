@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "common/varlink.h"
+
+typedef struct LeaseWaiter LeaseWaiter;
+typedef struct Manager Manager;
+typedef struct UidAccount UidAccount;
+
+typedef struct Peer {
+        Manager *manager;
+        struct Peer *prev, *next;
+
+        int fd;
+        struct ucred ucred;             /* SO_PEERCRED, read once at accept */
+        gid_t *gids;                    /* SO_PEERGROUPS, read once at accept */
+        size_t n_gids;
+
+        sd_event_source *io_source;
+        sd_event_source *defer_source;  /* process buffered calls outside of callbacks */
+        sd_event_source *deadline_source;
+
+        VarlinkReader reader;
+        char *out;                      /* replies not yet written */
+        size_t out_size;
+        size_t out_allocated;
+
+        bool eof;
+        bool busy;                      /* a call is in progress */
+        bool oneway;                    /* ... and its reply is to be dropped */
+        bool counted;                   /* ... and counts against the uid's requests in flight */
+        bool deadline_armed;
+        LeaseWaiter *waiter;
+} Peer;
+
+int peer_new(Manager *m, int fd, Peer **ret);
+Peer *peer_free(Peer *p);
