@@ -183,18 +183,111 @@ size_t varlink_reader_pending(const VarlinkReader *r) {
         return r->end - r->start;
 }
 
-/* Checks for the escape \u0000 (json-c would decode it into an embedded NUL). */
-static bool has_escaped_nul(const char *msg, size_t len) {
-        for (size_t i = 0; i < len; i++) {
-                if (msg[i] != '\\')
-                        continue;
-                if (i + 1 >= len)
-                        return false;
-                if (msg[i + 1] == 'u' && len - i >= 6 && memcmp(msg + i + 2, "0000", 4) == 0)
-                        return true;
-                i++;    /* skip the escaped character, so "\\u0000" is not taken for one */
+static int hex4(const char *p, size_t n) {
+        int v = 0;
+
+        if (n < 4)
+                return -1;
+        for (size_t i = 0; i < 4; i++) {
+                char c = p[i];
+
+                v <<= 4;
+                if (c >= '0' && c <= '9')
+                        v |= c - '0';
+                else if (c >= 'a' && c <= 'f')
+                        v |= c - 'a' + 10;
+                else if (c >= 'A' && c <= 'F')
+                        v |= c - 'A' + 10;
+                else
+                        return -1;
         }
-        return false;
+        return v;
+}
+
+/* A lexical pre-check of what json-c lets through: the escape \u0000 (json-c decodes it into an
+ * embedded NUL, cutting keys short), lone surrogate escapes (json-c turns them into U+FFFD), and raw control characters inside strings (JSON forbids them,
+ * json-c takes them even when strict; systemd also refuses 0x7f). */
+static bool lexically_valid(const char *msg, size_t len) {
+        bool in_string = false;
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char) msg[i];
+
+                if (!in_string) {
+                        if (c == '"')
+                                in_string = true;
+                        continue;
+                }
+                if (c < 0x20 || c == 0x7f)
+                        return false;
+                if (c == '"')
+                        in_string = false;
+                else if (c == '\\') {
+                        if (i + 1 >= len)
+                                return false;
+                        if (msg[i + 1] == 'u') {
+                                int u = hex4(msg + i + 2, len - i - 2);
+
+                                if (u <= 0)     /* \u0000, or not four hex digits */
+                                        return false;
+                                if (u >= 0xdc00 && u <= 0xdfff)
+                                        return false;   /* low surrogate without a high one */
+                                if (u >= 0xd800 && u <= 0xdbff) {
+                                        int l;
+
+                                        if (len - i < 12 || msg[i + 6] != '\\' || msg[i + 7] != 'u')
+                                                return false;
+                                        l = hex4(msg + i + 8, len - i - 8);
+                                        if (l < 0xdc00 || l > 0xdfff)
+                                                return false;
+                                        i += 6;
+                                }
+                                i += 4;
+                        }
+                        i++;    /* skip the escaped character, so "\\u0000" is not taken for one */
+                }
+        }
+        return true;
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates (json-c's check lets CESU-8 through), nothing above
+ * U+10FFFF. */
+static bool utf8_is_valid(const char *s, size_t len) {
+        const unsigned char *p = (const unsigned char *) s, *e = p + len;
+
+        while (p < e) {
+                unsigned char c = *p;
+                uint32_t cp;
+                size_t n;
+
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf) {
+                        n = 1;
+                        cp = c & 0x1f;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        n = 2;
+                        cp = c & 0x0f;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        n = 3;
+                        cp = c & 0x07;
+                } else
+                        return false;
+                if ((size_t) (e - p) <= n)
+                        return false;
+                for (size_t i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i] & 0x3f);
+                }
+                if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                p += n + 1;
+        }
+        return true;
 }
 
 /* Refuses what json-c accepts but JSON and varlink do not: NaN/Infinity, strings with NULs. */
@@ -208,12 +301,15 @@ static int validate_tree(json_object *o, unsigned depth) {
                         return -EBADMSG;
                 return 0;
         case json_type_string:
-                if (strlen(json_object_get_string(o)) != (size_t) json_object_get_string_len(o))
+                /* Decoded escapes must make valid UTF-8 too: no lone surrogates like \ud800. */
+                if (strlen(json_object_get_string(o)) != (size_t) json_object_get_string_len(o) ||
+                    !utf8_is_valid(json_object_get_string(o), (size_t) json_object_get_string_len(o)))
                         return -EBADMSG;
                 return 0;
         case json_type_object: {
                 json_object_object_foreach(o, k, v) {
-                        (void) k;
+                        if (!utf8_is_valid(k, strlen(k)))
+                                return -EBADMSG;
                         if (v && validate_tree(v, depth + 1) < 0)
                                 return -EBADMSG;
                 }
@@ -244,7 +340,9 @@ static int parse_object(const char *msg, size_t len, json_object **ret) {
                 return -EBADMSG;
         if (memchr(msg, 0, len))
                 return -EBADMSG;
-        if (has_escaped_nul(msg, len))
+        if (!lexically_valid(msg, len))
+                return -EBADMSG;
+        if (!utf8_is_valid(msg, len))
                 return -EBADMSG;
 
         tok = json_tokener_new();
@@ -253,8 +351,17 @@ static int parse_object(const char *msg, size_t len, json_object **ret) {
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 
         o = json_tokener_parse_ex(tok, msg, (int) len);
-        if (json_tokener_get_error(tok) != json_tokener_success ||
-            json_tokener_get_parse_end(tok) != len || !o) {
+        if (json_tokener_get_error(tok) != json_tokener_success || !o) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        /* Total: only JSON whitespace may follow the object. */
+        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+                if (!strchr(" \t\r\n", msg[i])) {
+                        json_object_put(o);
+                        return -EBADMSG;
+                }
+        if (json_tokener_get_parse_end(tok) > len) {
                 json_object_put(o);
                 return -EBADMSG;
         }
