@@ -38,7 +38,7 @@ class VaultDev:
     """One vaultdev process. `addr`, `root_token`, `log_path` are set once started."""
 
     def __init__(self, pg=None, tls_cert=None, tls_key=None, root_token=None, ca_file=None,
-                 start_timeout=10.0):
+                 start_timeout=10.0, extra_args=(), keep_dir=False):
         self.pg = pg
         self.tls_cert, self.tls_key, self.ca_file = tls_cert, tls_key, ca_file
         self.root_token = root_token or "hvs.root" + secrets.token_hex(8)
@@ -48,6 +48,8 @@ class VaultDev:
         self.dir = None
         self.log_path = None
         self._ctx = None
+        self.extra_args = list(extra_args)
+        self.keep_dir = keep_dir   # keep the temp dir (with vaultdev.log) after a clean stop
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self):
@@ -59,6 +61,7 @@ class VaultDev:
             cmd += ["--tls-cert", self.tls_cert, "--tls-key", self.tls_key]
             self._ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else \
                 ssl._create_unverified_context()
+        cmd += self.extra_args
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + self.start_timeout
@@ -102,6 +105,9 @@ class VaultDev:
             self._log.close()
             self.proc = None
         assert rc == 0, "vaultdev exited with %s:\n%s" % (rc, self.log())
+        if not self.keep_dir:
+            import shutil
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):
         try:

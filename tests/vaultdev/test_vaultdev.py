@@ -528,3 +528,33 @@ def test_tls_mode(pg, tls_certs):
     # leases are not revoked on shutdown (like a dev Vault going away); clean up
     u = r["data"]["username"]
     pg.psql_admin('REVOKE CONNECT ON DATABASE postgres FROM "%s"; DROP ROLE IF EXISTS "%s"' % (u, u))
+
+
+def test_async_revoke_reaped_and_lease_listing(vd, pg, root):
+    r = root.read("database/creds/reader")
+    user = r["data"]["username"]
+    lst = root.sys.list_leases("database/creds/reader")["data"]["keys"]
+    assert r["lease_id"].rsplit("/", 1)[1] in lst
+    st, js, _ = vd.api("PUT", "sys/leases/revoke", {"lease_id": r["lease_id"], "sync": False})
+    assert st == 202 and js is None
+    wait_for(lambda: not pg.role_exists(user), timeout=5, what="async revocation")
+    st, js, _ = vd.api("PUT", "sys/leases/revoke/" + r["lease_id"], {})
+    assert st == 204
+
+
+def test_db_connection_lost_is_reopened(vd, pg, root):
+    pg.psql_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE usename = 'postgres' AND pid <> pg_backend_pid() AND client_addr IS NOT NULL")
+    r = root.read("database/creds/reader")
+    assert pg.login(r["data"]["username"], r["data"]["password"])[0]
+    root.sys.revoke_lease(r["lease_id"])
+    assert not pg.role_exists(r["data"]["username"])
+
+
+def test_log_file_and_sigterm(tmp_path):
+    lf = tmp_path / "vd.log"
+    v = VaultDev(root_token="hvs.justforthis", extra_args=["--log-file", str(lf)]).start()
+    v.api("GET", "auth/token/lookup-self")
+    v.stop()   # asserts exit status 0
+    text = lf.read_text()
+    assert "GET auth/token/lookup-self 200 root" in text and "hvs.justforthis" not in text

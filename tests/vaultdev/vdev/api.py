@@ -162,7 +162,7 @@ class Api:
                 if sub.endswith("/tune"):
                     mp = ("auth/" if auth else "") + sub[:-5] + "/"
                     if mp not in s.mounts:
-                        raise bad_request("cannot fetch sysview for path %q" % mp)
+                        raise bad_request("cannot fetch sysview for path \"%s\"" % mp)
                     if op == "read":
                         d = {"default_lease_ttl": SYSTEM_DEFAULT_TTL, "max_lease_ttl": SYSTEM_MAX_TTL,
                              "force_no_cache": False, "description": s.mounts[mp].get("description", ""),
@@ -174,7 +174,7 @@ class Api:
                     return self.enable_mount(req, mp, auth)
                 if op == "delete":
                     if mp in ("sys/", "auth/token/", "cubbyhole/"):
-                        raise bad_request("cannot unmount %q" % mp)
+                        raise bad_request("cannot unmount \"%s\"" % mp)
                     if mp in s.mounts:
                         for lid in [x for x in s.leases if x.startswith(mp)]:
                             s.revoke_lease(lid, force=True)
@@ -221,7 +221,7 @@ class Api:
                     return no_content()
                 if op == "delete":
                     if name in ("root", "default"):
-                        raise bad_request("cannot delete %q policy" % name)
+                        raise bad_request("cannot delete \"%s\" policy" % name)
                     s.policies.pop(name, None)
                     s.parsed.pop(name, None)
                     return no_content()
@@ -659,7 +659,7 @@ class Api:
                 acc = b.get("secret_id_accessor")
                 sid = next((k for k, e in role["secret_ids"].items() if e["accessor"] == acc), None)
                 if sid is None:
-                    raise bad_request("failed to find accessor entry for secret_id_accessor: %q" % acc)
+                    raise bad_request("failed to find accessor entry for secret_id_accessor: \"%s\"" % acc)
             else:
                 sid = b.get("secret_id")
                 if not sid:
@@ -785,7 +785,7 @@ class Api:
                 raise unsupported_op()
             conn = s.db_conns.get((m, name))
             if conn is None:
-                raise bad_request("unable to reset connection: no connection named %q" % name)
+                raise bad_request("unable to reset connection: no connection named \"%s\"" % name)
             conn.close()
             return no_content()
         if kind == "roles":

@@ -132,42 +132,47 @@ class Connection:
         if statements:
             self._run_tx(statements, {"name": username, "username": username})
             return
-        with self.lock:
+        for attempt in (0, 1):
             try:
-                c = self._connect()
-                c.autocommit = True
-                errors = []
-                with c.cursor() as cur:
-                    cur.execute("SELECT exists (SELECT rolname FROM pg_roles WHERE rolname=%s)", (username,))
-                    if not cur.fetchone()[0]:
-                        return
-                    cur.execute("SELECT DISTINCT table_schema FROM information_schema.role_column_grants "
-                                "WHERE grantee=%s", (username,))
-                    schemas = [r[0] for r in cur.fetchall()]
-                    cur.execute("SELECT current_database()")
-                    dbname = cur.fetchone()[0]
-                    u = quote_ident(username)
-                    qs = []
-                    for s in schemas:
-                        qs.append("REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA %s FROM %s;" % (quote_ident(s), u))
-                        qs.append("REVOKE USAGE ON SCHEMA %s FROM %s;" % (quote_ident(s), u))
-                    qs += ["REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM %s;" % u,
-                           "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM %s;" % u,
-                           "REVOKE USAGE ON SCHEMA public FROM %s;" % u,
-                           "REVOKE CONNECT ON DATABASE %s FROM %s;" % (quote_ident(dbname), u)]
-                    for q in qs:
-                        self._log(q)
-                        try:
-                            cur.execute(q)
-                        except psycopg2.Error as e:
-                            errors.append(str(e).strip())
-                    if errors:
-                        raise VaultError(500, "could not perform all revocation statements: %s" % "; ".join(errors))
-                    q = "DROP ROLE IF EXISTS %s;" % u
-                    self._log(q)
-                    cur.execute(q)
+                return self._default_revoke(username)
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
                 self.conn = None
-                raise VaultError(500, "failed to revoke: %s" % str(e).strip())
+                if attempt:
+                    raise VaultError(500, "failed to revoke: %s" % str(e).strip())
             except psycopg2.Error as e:
                 raise VaultError(500, str(e).strip())
+
+    def _default_revoke(self, username):
+        with self.lock:
+            c = self._connect()
+            c.autocommit = True
+            errors = []
+            with c.cursor() as cur:
+                cur.execute("SELECT exists (SELECT rolname FROM pg_roles WHERE rolname=%s)", (username,))
+                if not cur.fetchone()[0]:
+                    return
+                cur.execute("SELECT DISTINCT table_schema FROM information_schema.role_column_grants "
+                            "WHERE grantee=%s", (username,))
+                schemas = [r[0] for r in cur.fetchall()]
+                cur.execute("SELECT current_database()")
+                dbname = cur.fetchone()[0]
+                u = quote_ident(username)
+                qs = []
+                for s in schemas:
+                    qs.append("REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA %s FROM %s;" % (quote_ident(s), u))
+                    qs.append("REVOKE USAGE ON SCHEMA %s FROM %s;" % (quote_ident(s), u))
+                qs += ["REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM %s;" % u,
+                       "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM %s;" % u,
+                       "REVOKE USAGE ON SCHEMA public FROM %s;" % u,
+                       "REVOKE CONNECT ON DATABASE %s FROM %s;" % (quote_ident(dbname), u)]
+                for q in qs:
+                    self._log(q)
+                    try:
+                        cur.execute(q)
+                    except psycopg2.Error as e:
+                        errors.append(str(e).strip())
+                if errors:
+                    raise VaultError(500, "could not perform all revocation statements: %s" % "; ".join(errors))
+                q = "DROP ROLE IF EXISTS %s;" % u
+                self._log(q)
+                cur.execute(q)

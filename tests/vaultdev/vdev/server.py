@@ -152,15 +152,13 @@ class Handler(BaseHTTPRequestHandler):
                 resp = Resp(412, {"errors": ['missing "X-Vault-Request" header']})
         if dropped:
             status = 0
-            self.drop()
         elif isinstance(resp, tuple):
             status = resp[1]
-            self.send(resp[1], raw=resp[2], content_type=resp[3])
         else:
             if resp is None:
                 resp = self.logical(path, query, body_bytes, raw_token)
             status = resp.status
-            self.send(resp.status, resp.body, resp.headers)
+        # record before replying, so a client that has its answer always finds its request in the log
         dt = (time.time() - t0) * 1000
         with st.lock:
             st.requests.append({"time": t0, "method": self.command, "path": lpath, "status": status,
@@ -170,6 +168,12 @@ class Handler(BaseHTTPRequestHandler):
                                 "entity": ident["entity"] if ident else None})
         srv.log("%s %s %s %s %.1fms" % (self.command, lpath, status if status else "dropped",
                                          ident["display_name"] if ident else "-", dt))
+        if dropped:
+            self.drop()
+        elif isinstance(resp, tuple):
+            self.send(resp[1], raw=resp[2], content_type=resp[3])
+        else:
+            self.send(resp.status, resp.body, resp.headers)
 
     def logical(self, path, query, body_bytes, raw_token):
         st = self.server.state
@@ -297,6 +301,12 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, ssl.SSLError, socket.timeout)):
+            return  # a client (or a drop_next fault) went away: not worth a traceback
+        super().handle_error(request, client_address)
     allow_reuse_address = True
     request_queue_size = 128
 
