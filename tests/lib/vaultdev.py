@@ -35,12 +35,16 @@ class VaultDevError(Exception):
 
 
 class VaultDev:
-    """One vaultdev process. `addr`, `root_token`, `log_path` are set once started."""
+    """One vaultdev process. `addr`, `root_token`, `log_path` are set once started.
 
-    def __init__(self, pg=None, tls_cert=None, tls_key=None, root_token=None, ca_file=None,
+    pg: the PgCluster setup_database() uses by default. tls_cert/tls_key: serve https; ca_file (alias ca):
+    the CA that api() verifies the server with. extra_args: more vaultdev arguments (e.g. --log-file F).
+    Only sys/, auth/token/ and cubbyhole/ are mounted at start; mount KV engines with mount()."""
+
+    def __init__(self, pg=None, tls_cert=None, tls_key=None, root_token=None, ca_file=None, ca=None,
                  start_timeout=10.0, extra_args=(), keep_dir=False):
         self.pg = pg
-        self.tls_cert, self.tls_key, self.ca_file = tls_cert, tls_key, ca_file
+        self.tls_cert, self.tls_key, self.ca_file = tls_cert, tls_key, ca_file or ca
         self.root_token = root_token or "hvs.root" + secrets.token_hex(8)
         self.start_timeout = start_timeout
         self.proc = None

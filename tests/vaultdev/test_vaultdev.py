@@ -15,8 +15,8 @@ path "database/creds/*" { capabilities = ["read"] }
 path "sys/leases/revoke" { capabilities = ["update"] }
 path "auth/token/create" { capabilities = ["update"] }
 path "kv1/*" { capabilities = ["read", "list"] }
-path "secret/data/+/app" { capabilities = ["read"] }
-path "secret/data/denied/*" { capabilities = ["deny"] }
+path "kv2test/data/+/app" { capabilities = ["read"] }
+path "kv2test/data/denied/*" { capabilities = ["deny"] }
 '''
 
 
@@ -36,6 +36,7 @@ def wait_for(pred, timeout=10.0, what="condition"):
 def vd(vaultdev):
     vaultdev.write_policy("broker", BROKER_POLICY)
     vaultdev.mount("kv1", "kv", {"version": "1"})
+    vaultdev.mount("kv2test", "kv", {"version": "2"})
     return vaultdev
 
 
@@ -399,30 +400,30 @@ def test_kv_v1_and_v2(vd, approle, root):
     with pytest.raises(hvac.exceptions.InvalidPath):
         root.secrets.kv.v1.read_secret("app/short", mount_point="kv1")
 
-    # v2 (secret/ is mounted as kv v2, as in vault server -dev)
-    w = root.secrets.kv.v2.create_or_update_secret("svc/app", secret={"k": "v1"})
+    # v2
+    w = root.secrets.kv.v2.create_or_update_secret("svc/app", secret={"k": "v1"}, mount_point="kv2test")
     assert w["data"]["version"] == 1
-    root.secrets.kv.v2.create_or_update_secret("svc/app", secret={"k": "v2"}, cas=1)
+    root.secrets.kv.v2.create_or_update_secret("svc/app", secret={"k": "v2"}, cas=1, mount_point="kv2test")
     with pytest.raises(hvac.exceptions.InvalidRequest, match="check-and-set"):
-        root.secrets.kv.v2.create_or_update_secret("svc/app", secret={"k": "v3"}, cas=1)
-    r = root.secrets.kv.v2.read_secret_version("svc/app")
+        root.secrets.kv.v2.create_or_update_secret("svc/app", secret={"k": "v3"}, cas=1, mount_point="kv2test")
+    r = root.secrets.kv.v2.read_secret_version("svc/app", mount_point="kv2test")
     assert r["data"]["data"] == {"k": "v2"} and r["data"]["metadata"]["version"] == 2
     assert r["data"]["metadata"]["deletion_time"] == "" and r["data"]["metadata"]["destroyed"] is False
     assert r["lease_duration"] == 0
-    assert root.secrets.kv.v2.read_secret_version("svc/app", version=1)["data"]["data"] == {"k": "v1"}
-    assert c.secrets.kv.v2.read_secret_version("svc/app")["data"]["data"] == {"k": "v2"}
-    md = root.secrets.kv.v2.read_secret_metadata("svc/app")["data"]
+    assert root.secrets.kv.v2.read_secret_version("svc/app", version=1, mount_point="kv2test")["data"]["data"] == {"k": "v1"}
+    assert c.secrets.kv.v2.read_secret_version("svc/app", mount_point="kv2test")["data"]["data"] == {"k": "v2"}
+    md = root.secrets.kv.v2.read_secret_metadata("svc/app", mount_point="kv2test")["data"]
     assert md["current_version"] == 2 and set(md["versions"]) == {"1", "2"}
-    root.secrets.kv.v2.delete_latest_version_of_secret("svc/app")
-    st, js, _ = vd.api("GET", "secret/data/svc/app")
+    root.secrets.kv.v2.delete_latest_version_of_secret("svc/app", mount_point="kv2test")
+    st, js, _ = vd.api("GET", "kv2test/data/svc/app")
     assert st == 404 and js["data"]["data"] is None and js["data"]["metadata"]["deletion_time"] != ""
-    st, js, _ = vd.api("GET", "secret/svc/app")
+    st, js, _ = vd.api("GET", "kv2test/svc/app")
     assert st == 404 and "Invalid path for a versioned K/V secrets engine" in js["warnings"][0]
-    st, js, _ = vd.api("GET", "secret/data/nothing")
+    st, js, _ = vd.api("GET", "kv2test/data/nothing")
     assert st == 404 and js == {"errors": []}
-    root.secrets.kv.v2.create_or_update_secret("denied/x", secret={"k": "v"})
+    root.secrets.kv.v2.create_or_update_secret("denied/x", secret={"k": "v"}, mount_point="kv2test")
     with pytest.raises(hvac.exceptions.Forbidden):
-        c.secrets.kv.v2.read_secret_version("denied/x")
+        c.secrets.kv.v2.read_secret_version("denied/x", mount_point="kv2test")
 
 
 def test_policies_hcl_json_and_legacy_path(vd, root):
@@ -451,6 +452,8 @@ def test_policies_hcl_json_and_legacy_path(vd, root):
     mounts = root.sys.list_mounted_secrets_engines()["data"]
     assert mounts["database/"]["type"] == "database" and mounts["kv1/"]["options"] == {"version": "1"}
     assert "approle/" in root.sys.list_auth_methods()["data"]
+    st, js, _ = vd.api("GET", "sys/mounts/nosuchmount")
+    assert st == 400 and js == {"errors": ["No secret engine mount at nosuchmount/"]}
     with pytest.raises(hvac.exceptions.InvalidRequest, match="path is already in use"):
         root.sys.enable_secrets_engine("kv", path="kv1")
 

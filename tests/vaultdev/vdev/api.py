@@ -187,10 +187,11 @@ class Api:
                         del s.mounts[mp]
                         s.mount_data.pop(mp, None)
                     return no_content()
-                if op == "read" and mp in s.mounts:
-                    d = self.mount_info(mp)
-                    return envelope(req, d)
-                raise unsupported_op() if op != "read" else not_found()
+                if op == "read":
+                    if mp not in s.mounts:
+                        raise bad_request("No %s mount at %s" % ("auth" if auth else "secret engine", mp))
+                    return envelope(req, self.mount_info(mp))
+                raise unsupported_op()
         if rest in ("policy", "policies/acl"):
             if op in ("read", "list"):
                 names = sorted(set(s.policies) | {"root"})

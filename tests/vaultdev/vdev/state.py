@@ -96,7 +96,6 @@ class State:
         self.parsed = {"default": parse_policy(DEFAULT_POLICY)}
         self.mounts = {"sys/": {"type": "system", "options": None},
                        "cubbyhole/": {"type": "cubbyhole", "options": None},
-                       "secret/": {"type": "kv", "options": {"version": "2"}},
                        "auth/token/": {"type": "token", "options": None}}
         self.mount_data = {m: {} for m in self.mounts}
         self.mount_accessors = {m: "%s_%s" % (v["type"], rand62(8).lower()) for m, v in self.mounts.items()}
