@@ -443,9 +443,8 @@ class Api:
         s, b, parent = self.s, req.body, req.token
         is_root = "root" in parent.policies
         sudo = is_root or "sudo" in s.caps(parent, req.path)
-        if "policies" in b and b.get("policies") is not None:
-            policies = as_list(b.get("policies"))
-        else:
+        policies = as_list(b.get("policies"))
+        if not policies:   # none given: inherit the parent's
             policies = [p for p in parent.policies]
         policies = sorted(set(p.lower() for p in policies))
         if not as_bool(b.get("no_default_policy")) and "root" not in policies and "default" not in policies:
