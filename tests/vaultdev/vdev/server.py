@@ -74,8 +74,23 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     def read_body(self):
+        limit = 32 * 1024 * 1024
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+                if len(out) > limit:
+                    self.close_connection = True
+                    raise VaultError(413, "http: request body too large")
         n = int(self.headers.get("Content-Length") or 0)
-        if n > 32 * 1024 * 1024:
+        if n > limit:
+            self.close_connection = True
             raise VaultError(413, "http: request body too large")
         return self.rfile.read(n) if n else b""
 
