@@ -419,18 +419,22 @@ static void start_revoke(Lease *l);
 static void lease_kick(Lease *l) {
         usec_t n = now(CLOCK_BOOTTIME);
 
-        if (l->op != OP_NONE)
-                return;
         if (l->release_requested) {
-                start_revoke(l);
+                if (l->op == OP_NONE)
+                        start_revoke(l);
                 return;
         }
+
+        /* A valid cached answer is served at once, even while a renewal or replacement is in flight. */
+        if (l->have_answer && schedule_can_hand_out(&l->times, n))
+                serve_waiters(l);
+        if (l->op != OP_NONE)
+                return;
+
         if (has_waiters(l, false)) {
-                if (l->have_answer && schedule_can_hand_out(&l->times, n)) {
-                        serve_waiters(l);
-                } else if (l->have_answer && l->attempt > 0 && l->last_failed_transient &&
-                           n < schedule_end(&l->times)) {
-                        /* Vault is down, the old answer still works: better than nothing */
+                if (l->have_answer && l->attempt > 0 && l->last_failed_transient &&
+                    n < schedule_end(&l->times)) {
+                        /* Vault is down, the old answer still works until its end: better than nothing */
                         serve_waiters(l);
                 } else {
                         start_read(l);
