@@ -554,6 +554,13 @@ static json_object *unwrap_kv2(const VaultReply *reply) {
         return inner;
 }
 
+/* The end of the broker token, on CLOCK_BOOTTIME; unknown counts as never. */
+static usec_t token_end(Manager *m) {
+        usec_t e = vault_client_token_expires(m->vault);
+
+        return e == 0 ? USEC_INFINITY : boottime_from_realtime(e);
+}
+
 static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userdata) {
         Lease *l = userdata;
         Manager *m = l->manager;
@@ -615,7 +622,7 @@ static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userd
                 .leased = l->lease_id && reply->lease_duration > 0,
                 .renewable = reply->renewable,
                 .refresh = l->cred->refresh_usec,
-                .token_expiry = boottime_from_realtime(vault_client_token_expires(m->vault)),
+                .token_expiry = token_end(m),
         };
         if (l->times.leased) {
                 l->times.ttl = (usec_t) reply->lease_duration * USEC_PER_SEC;
@@ -1159,7 +1166,8 @@ void lease_token_changed(Manager *m, int event, const char *accessor, usec_t exp
                 }
 
                 if (event == VAULT_TOKEN_ACQUIRED || event == VAULT_TOKEN_RENEWED) {
-                        l->times.token_expiry = boottime_from_realtime(expires_realtime);
+                        l->times.token_expiry = expires_realtime == 0 ? USEC_INFINITY
+                                                                      : boottime_from_realtime(expires_realtime);
                         lease_arm(l);
                 }
         }

@@ -74,10 +74,9 @@ static int on_idle_exit(sd_event_source *s, uint64_t usec, void *userdata) {
  * manager_update_status() - refresh STATUS= and the idle-exit timer after a change
  */
 void manager_update_status(Manager *m) {
-        static sd_event_source *idle_source = NULL;
         bool idle;
 
-        if (!m || m->stopping)
+        if (!m || m->stopping || m->freeing)
                 return;
 
         (void) sd_notifyf(false, "STATUS=%u leases, %u connections", m->n_leases, m->n_peers);
@@ -86,14 +85,14 @@ void manager_update_status(Manager *m) {
                 return;
         idle = m->n_leases == 0 && m->n_peers == 0 && !m->retirees;
         if (!idle) {
-                idle_source = sd_event_source_disable_unref(idle_source);
+                m->idle_source = sd_event_source_disable_unref(m->idle_source);
                 return;
         }
-        if (idle_source)
+        if (m->idle_source)
                 return;
-        if (sd_event_add_time_relative(m->event, &idle_source, CLOCK_MONOTONIC, m->config->broker.idle_exit_usec,
+        if (sd_event_add_time_relative(m->event, &m->idle_source, CLOCK_MONOTONIC, m->config->broker.idle_exit_usec,
                                        USEC_PER_SEC, on_idle_exit, m) >= 0)
-                (void) sd_event_source_set_description(idle_source, "idle-exit");
+                (void) sd_event_source_set_description(m->idle_source, "idle-exit");
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -135,7 +134,7 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
  * manager_check_stopped() - while stopping, exit the loop once no revoke is pending
  */
 void manager_check_stopped(Manager *m) {
-        if (m && m->stopping && m->n_stop_pending == 0)
+        if (m && m->stopping && !m->freeing && m->n_stop_pending == 0)
                 (void) sd_event_exit(m->event, 0);
 }
 
@@ -234,7 +233,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
-        m->stopping = false;    /* no sd_event_exit() from frees below */
+        m->freeing = true;      /* no status updates, no sd_event_exit() from the frees below */
         while (m->peers)
                 peer_free(m->peers);
         lease_free_all(m);
@@ -244,6 +243,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->varlink_source);
         sd_event_source_disable_unref(m->credentials_source);
         sd_event_source_disable_unref(m->stop_timer);
+        sd_event_source_disable_unref(m->idle_source);
         if (m->own_sockets) {
                 safe_close(m->varlink_fd);
                 safe_close(m->credentials_fd);

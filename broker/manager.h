@@ -48,8 +48,10 @@ typedef struct Manager {
         Retiree *retirees;              /* replaced leases waiting for their revoke */
 
         bool stopping;
+        bool freeing;
         unsigned n_stop_pending;
         sd_event_source *stop_timer;
+        sd_event_source *idle_source;
 } Manager;
 
 int manager_new(Config *config, Manager **ret);

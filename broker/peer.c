@@ -610,7 +610,13 @@ static void peer_update_io(Peer *p) {
         if (p->out_size > 0)
                 events |= EPOLLOUT;
 
+        /* epoll reports EPOLLHUP whatever the mask: with nothing to wait for, turn the source off */
+        if (events == 0) {
+                (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_OFF);
+                return;
+        }
         (void) sd_event_source_set_io_events(p->io_source, events);
+        (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_ON);
 }
 
 /**
