@@ -335,12 +335,13 @@ static int build_credential(Lease *l, json_object **ret, char **ret_bad_field) {
                 _cleanup_free_ char *bad = NULL;
 
                 r = format_render(l->cred->format, data, &formatted, &bad);
-                if (r < 0) {
-                        *ret_bad_field = TAKE_PTR(bad);
-                        if (!*ret_bad_field)
-                                *ret_bad_field = strdup("format");
+                if (r == -ENOKEY || r == -EINVAL) {
+                        /* a field the secret lacks, or a value that cannot be rendered */
+                        *ret_bad_field = bad ? TAKE_PTR(bad) : strdup("format");
                         return -EBADMSG;
                 }
+                if (r < 0)
+                        return r;
                 if (json_add(cred, "formatted", json_object_new_string(formatted)) < 0)
                         return -ENOMEM;
         }
