@@ -286,7 +286,7 @@ static bool path_is_valid(const char *p) {
 static bool name_is_valid(const char *n) {
         if (!n || !*n || strlen(n) > 256)
                 return false;
-        return strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-@") == strlen(n);
+        return strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == strlen(n);
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -728,11 +728,18 @@ static void on_transfer_finished(CurlGlue *g, CURL *easy, CURLcode result, void 
                 }
 
                 if (reply.invalid_token) {
-                        client_token_lost(c, "Vault says the broker token is invalid");
-                        req->auth_retried = true;
                         vault_reply_done(&reply);
-                        if (request_submit(req) < 0)
-                                request_free(req);
+                        req->auth_retried = true;
+                        if (!c->token) {
+                                if (request_submit(req) < 0)
+                                        request_free(req);
+                                return;
+                        }
+                        /* Park it first: the LOST callback may cancel it, and we must not touch it
+                         * after that. It is sent again once the new login is done. */
+                        req->state = REQUEST_WAITING_LOGIN;
+                        list_push(&c->waiting_login, req);
+                        client_token_lost(c, "Vault says the broker token is invalid");
                         return;
                 }
 
@@ -800,8 +807,10 @@ static void client_token_lost(VaultClient *c, const char *why) {
         vlog(c, LOG_WARNING, "%s; logging in again", why);
         accessor = TAKE_PTR(c->accessor);
         client_drop_token(c);
-        client_emit(c, VAULT_TOKEN_LOST, accessor, 0);
+        /* Log in before telling: requests made from the LOST callback then wait for the login
+         * instead of failing at once. */
         client_login(c);
+        client_emit(c, VAULT_TOKEN_LOST, accessor, 0);
 }
 
 static int on_token_timer(sd_event_source *s, uint64_t usec, void *userdata);
@@ -917,7 +926,7 @@ static void on_token_file_lookup(VaultRequest *req, const VaultReply *reply, voi
         json_object *v;
         Secret *token = NULL;
         const char *accessor = NULL;
-        int64_t ttl = 0;
+        int64_t ttl = 0, creation_ttl = 0;
         bool renewable = false;
 
         c->login_req = NULL;
@@ -931,6 +940,8 @@ static void on_token_file_lookup(VaultRequest *req, const VaultReply *reply, voi
                 accessor = json_object_get_string(v);
         if (json_object_object_get_ex(reply->data, "ttl", &v) && json_object_is_type(v, json_type_int))
                 ttl = MAX(json_object_get_int64(v), (int64_t) 0);
+        if (json_object_object_get_ex(reply->data, "creation_ttl", &v) && json_object_is_type(v, json_type_int))
+                creation_ttl = MAX(json_object_get_int64(v), (int64_t) 0);
         if (json_object_object_get_ex(reply->data, "renewable", &v) && json_object_is_type(v, json_type_boolean))
                 renewable = json_object_get_boolean(v);
 
@@ -942,6 +953,9 @@ static void on_token_file_lookup(VaultRequest *req, const VaultReply *reply, voi
         vlog(c, LOG_INFO, "Using the configured Vault token (TTL %llds%s)", (long long) ttl,
              renewable ? ", renewable" : "");
         client_set_token(c, token, accessor, (uint64_t) ttl, renewable, reply);
+        /* Ask for the token's full TTL on renewal, not what happened to be left of it. */
+        if (creation_ttl > ttl && c->token)
+                c->token_ttl_sec = (uint64_t) creation_ttl;
 }
 
 static int client_new_internal(VaultClient *c, const char *method, const char *path, TokenMode mode,
@@ -998,7 +1012,7 @@ static void on_renew_self(VaultRequest *req, const VaultReply *reply, void *user
                 c->token_expires_boottime = usec_add(reply->received_boottime_usec, ttl * USEC_PER_SEC);
                 client_emit(c, VAULT_TOKEN_RENEWED, c->accessor, c->token_expires);
 
-                if (ttl < c->token_ttl_sec) {
+                if (ttl + 1 < c->token_ttl_sec) {
                         /* Capped by the max TTL: the token cannot be kept alive much longer. */
                         vlog(c, LOG_NOTICE, "Vault token renewal capped at %llus (asked %llus): token near its max TTL",
                              (unsigned long long) ttl, (unsigned long long) c->token_ttl_sec);

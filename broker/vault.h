@@ -153,12 +153,18 @@ void vault_client_get_status(VaultClient *c, VaultStatus *ret);
  * - @cb is required. @ret_req may be NULL (the request then cannot be cancelled).
  * - The returned handle is valid until the callback has returned or vault_request_cancel() was
  *   called, whichever is first.
+ * - Callbacks (request and token-changed) may start and cancel other requests, but must not free
+ *   the client.
+ * - Requests made before vault_client_start() that need the broker token fail with
+ *   VAULT_UNAVAILABLE.
  * - Return: 0 when the request was queued (the callback will run), -EINVAL for bad arguments,
  *   -ENOMEM; on error the callback never runs.
  */
 
 /**
  * vault_read() - GET /v1/@path (database/creds/ROLE, KV v1, KV v2 secret/data/PATH)
+ * @path:  logical path without /v1/: no leading '/', no '.'/'..' segments, no query ('?'), no
+ *         '#', '%', '\\', '"', spaces or control characters (else -EINVAL)
  * @token: token to use, NULL for the broker token (copied, the caller may free it at once)
  * @flags: VaultReadFlags
  *

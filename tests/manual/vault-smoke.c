@@ -5,7 +5,7 @@
  * installed). Credentials come from the environment, never argv:
  *
  *   VAULT_ADDR=http://127.0.0.1:8200 ROLE_ID=... SECRET_ID=... (or VAULT_TOKEN=...) \
- *       vault-smoke [--kv2] [--run SECONDS] [read PATH | renew LEASE | revoke LEASE | health | login USER]...
+ *       vault-smoke [--kv2] [--cancel-on-lost] [--run SECONDS] [read PATH | renew LEASE | revoke LEASE | health | login USER]...
  *
  * `sleep N` waits between commands. USER's password comes from $USER_PASSWORD. Prints one line per reply: the command, the
  * classification, the status, and for reads the data's keys (never their values).
@@ -30,6 +30,8 @@ static char **commands;
 static int n_commands, next_command;
 static VaultClient *client;
 static bool exit_when_done = true;
+static bool cancel_on_lost = false;
+static VaultRequest *last_req;
 static sd_event *event;
 
 static void on_log(int priority, const char *message, void *userdata) {
@@ -41,6 +43,9 @@ static void run_next(void);
 static void on_reply(VaultRequest *req, const VaultReply *reply, void *userdata) {
         const char *what = userdata;
         char lease[VAULT_LEASE_LOG_MAX];
+
+        if (req == last_req)
+                last_req = NULL;
 
         printf("%s: %s status=%ld transient=%d invalid_token=%d lease=%s duration=%lld error=%s",
                what, vault_result_to_string(reply->result), reply->status, reply->transient,
@@ -96,7 +101,7 @@ static void run_next(void) {
                 else if (strcmp(cmd, "read") == 0)
                         r = vault_read(client, arg, NULL, kv2 ? VAULT_READ_KV2 : 0, on_reply, (void *) "read", NULL);
                 else if (strcmp(cmd, "renew") == 0)
-                        r = vault_lease_renew(client, arg, 3600, on_reply, (void *) "renew", NULL);
+                        r = vault_lease_renew(client, arg, 3600, on_reply, (void *) "renew", &last_req);
                 else if (strcmp(cmd, "revoke") == 0)
                         r = vault_lease_revoke(client, arg, on_reply, (void *) "revoke", NULL);
                 else if (strcmp(cmd, "renew-accessor") == 0)
@@ -125,6 +130,13 @@ static void on_token(VaultClient *c, VaultTokenEvent ev, const char *accessor, u
                expires == USEC_INFINITY ? -1LL : (long long) ((int64_t) (expires - n) / (int64_t) USEC_PER_SEC));
         fflush(stdout);
 
+        if (ev == VAULT_TOKEN_LOST && cancel_on_lost && last_req) {
+                /* What the lease engine does: drop the renewal of a lease that died with the token. */
+                printf("cancelling the pending renew\n");
+                last_req = vault_request_cancel(last_req);
+                n_pending--;
+                run_next();
+        }
         if (ev == VAULT_TOKEN_ACQUIRED && next_command == 0)
                 run_next();
 }
@@ -150,6 +162,8 @@ int main(int argc, char **argv) {
         for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
                 if (strcmp(argv[i], "--kv2") == 0)
                         kv2 = true;
+                else if (strcmp(argv[i], "--cancel-on-lost") == 0)
+                        cancel_on_lost = true;
                 else if (strcmp(argv[i], "--run") == 0 && i + 1 < argc) {
                         run_sec = atol(argv[++i]);
                         exit_when_done = false;
