@@ -8,11 +8,11 @@
  */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include "common/memory-util.h"
@@ -57,9 +57,7 @@ static int wait_fd(int fd, short events, usec_t deadline) {
 int connect_unix(const char *path, usec_t timeout_usec) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
-        usec_t deadline;
         size_t l;
-        int r;
 
         l = strlen(path);
         if (l == 0)
@@ -68,33 +66,39 @@ int connect_unix(const char *path, usec_t timeout_usec) {
                 return -ENAMETOOLONG;
         memcpy(sa.sun_path, path, l);
 
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return negative_errno();
 
-        deadline = usec_add(now(CLOCK_MONOTONIC), timeout_usec);
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int err = 0;
-                socklen_t el = sizeof(err);
+        /* AF_UNIX connect() blocks while the listen backlog is full, for at most SO_SNDTIMEO. */
+        if (timeout_usec != USEC_INFINITY) {
+                struct timeval tv = {
+                        .tv_sec = (time_t) MIN(timeout_usec / USEC_PER_SEC, (usec_t) INT32_MAX),
+                        .tv_usec = (suseconds_t) (timeout_usec % USEC_PER_SEC),
+                };
 
-                if (errno != EINPROGRESS && errno != EAGAIN)
+                if (tv.tv_sec == 0 && tv.tv_usec == 0)
+                        tv.tv_usec = 1;
+                if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
                         return negative_errno();
-
-                r = wait_fd(fd, POLLOUT, deadline);
-                if (r < 0)
-                        return r;
-                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-                        return negative_errno();
-                if (err == EAGAIN) {
-                        /* AF_UNIX reports a full backlog as EAGAIN: retry once the peer accepted */
-                        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                                return errno == EAGAIN ? -ETIMEDOUT : negative_errno();
-                } else if (err != 0)
-                        return -err;
         }
 
-        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+        for (;;) {
+                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
+                        break;
+                if (errno == EINTR)
+                        continue;
+                if (errno == EAGAIN || errno == EINPROGRESS)
+                        return -ETIMEDOUT;
                 return negative_errno();
+        }
+
+        if (timeout_usec != USEC_INFINITY) {
+                struct timeval tv = {};
+
+                if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+                        return negative_errno();
+        }
 
         return TAKE_FD(fd);
 }
