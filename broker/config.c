@@ -605,6 +605,9 @@ static int handle_vault(ParseContext *ctx, const char *k, const char *v) {
                 n = strlen(a);
                 while (n > 0 && a[n - 1] == '/')
                         a[--n] = 0;
+                /* "HTTPS://" is valid but the Vault client compares schemes: normalise */
+                for (char *p = a; *p != ':'; p++)
+                        *p = (char) tolower((unsigned char) *p);
                 free(c->address);
                 c->address = a;
                 return 0;

@@ -200,6 +200,9 @@ static void test_merge(void **state) {
         /* loopback http needs no allow_http */
         c = parse_ok("[vault]\naddress = http://127.0.0.1:8200\n");
         config_free(c);
+        c = parse_ok("[vault]\naddress = HTTPS://Vault.Example\n");
+        assert_string_equal(c->vault.address, "https://Vault.Example");
+        config_free(c);
         c = parse_ok("[vault]\naddress = http://localhost\n");
         config_free(c);
         c = parse_ok("[vault]\naddress = http://[::1]:8200\n");
