@@ -4,7 +4,7 @@
  * Manual smoke test of broker/vault.c against a running Vault or vaultdev (not built by meson, not
  * installed). Credentials come from the environment, never argv:
  *
- *   VAULT_ADDR=http://127.0.0.1:8200 ROLE_ID=... SECRET_ID=... (or VAULT_TOKEN=...) \
+ *   VAULT_ADDR=http://127.0.0.1:8200 [VAULT_CACERT=F] ROLE_ID=... SECRET_ID=... (or VAULT_TOKEN=...) \
  *       vault-smoke [--kv2] [--cancel-on-lost] [--run SECONDS] [read PATH | renew LEASE | revoke LEASE | health | login USER]...
  *
  * `sleep N` waits between commands. USER's password comes from $USER_PASSWORD. Prints one line per reply: the command, the
@@ -153,6 +153,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 int main(int argc, char **argv) {
         VaultConfig cfg = {
                 .address = getenv("VAULT_ADDR"),
+                .ca_file = getenv("VAULT_CACERT"),
                 .timeout_usec = 5 * USEC_PER_SEC,
         };
         sd_event *e = NULL;
