@@ -26,12 +26,14 @@ Precautions, each for a reason:
   the container only (read-only overlay); units go to the container's /etc/systemd/system, test
   configuration as read-only binds. Nothing is installed into the host's /usr, /etc, /run or /var;
 - everything is driven with `nsenter -t LEADER -a ...` (machinectl/systemctl -M need a host bus);
+- nspawn runs with PR_SET_PDEATHSIG=SIGTERM, so a killed test run still powers the container off;
 - poweroff: SIGTERM to nspawn by PID (it powers the container off), wait with a deadline, SIGKILL by
   PID only if that fails, rmdir the cgroups depth-first, delete the scratch directory.
 
 HostSnapshot records the host paths that a careless systemd would touch and asserts afterwards that
 they are as they were.
 """
+import ctypes
 import os
 import shutil
 import signal
@@ -45,6 +47,14 @@ NSPAWN = "/usr/bin/systemd-nspawn"
 CGROUP_ROOT = "/sys/fs/cgroup/unified"
 INNER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _FORBIDDEN_SCRATCH = ("/tmp", "/var/tmp", "/run", "/dev/shm")
+
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option, arg):
+    _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
 
 
 class ContainerError(Exception):
@@ -233,6 +243,7 @@ class SystemdContainer:
         self.proc = None
         self.leader = None
         self.console_log = None
+        self.exit_status = None
         self.timings = {}
 
     # -- setup -------------------------------------------------------------------------------------
@@ -296,6 +307,8 @@ class SystemdContainer:
         def into_cgroup():
             with open(os.path.join(cg, "cgroup.procs"), "w") as f:
                 f.write(str(os.getpid()))
+            # If the test process dies without powering off, nspawn gets SIGTERM and powers off.
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
         with open(self.console_log, "wb") as log:
             self.proc = subprocess.Popen(launcher, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
@@ -346,6 +359,8 @@ class SystemdContainer:
                         os.kill(self.leader, signal.SIGKILL)    # PID 1 of the container: takes it all down
                     self.proc.kill()
                     self.proc.wait(10)
+            if self.proc is not None:
+                self.exit_status = self.proc.returncode
             self._remove_cgroups()
         finally:
             if self.scratch and os.path.isdir(self.scratch):

@@ -10,10 +10,11 @@ Needs root and systemd-container (tools/check installs it).
 """
 import os
 import shutil
+import tempfile
 
 import pytest
 
-from systemtest import BUILD, DESTDIR, SRC, System, _run
+from systemtest import BUILD, DESTDIR_PARENT, SRC, System, _run
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,13 +27,18 @@ def _need_root():
 
 @pytest.fixture(scope="session")
 def destdir():
-    """The regular build, installed into build/plain-dest (never into the host)."""
+    """The regular build (build/plain, --prefix=/usr), installed into build/plain-dest-XXXX: never
+    into the host. Removed at the end of the session."""
     if not os.path.exists(os.path.join(BUILD, "build.ninja")):
         _run(["meson", "setup", BUILD, "--prefix=/usr", "--buildtype=debugoptimized"], cwd=SRC)
     _run(["ninja", "-C", BUILD])
-    shutil.rmtree(DESTDIR, ignore_errors=True)
-    _run(["meson", "install", "-C", BUILD, "--destdir", DESTDIR, "--no-rebuild", "--quiet"])
-    return DESTDIR
+    dest = tempfile.mkdtemp(prefix="plain-dest-", dir=DESTDIR_PARENT)
+    os.chmod(dest, 0o755)
+    try:
+        _run(["meson", "install", "-C", BUILD, "--destdir", dest, "--no-rebuild", "--quiet"])
+        yield dest
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ import pytest
 from systemd_ns import SRC, HostSnapshot, SystemdContainer  # noqa: F401 (SRC re-exported)
 
 BUILD = os.path.join(SRC, "build", "plain")
-DESTDIR = os.path.join(SRC, "build", "plain-dest")
-UNITDIR = os.path.join(DESTDIR, "lib", "systemd", "system")
+DESTDIR_PARENT = os.path.join(SRC, "build")       # each session installs into its own plain-dest-XXXX
 UNITS = ("vleased.service", "vleased.socket", "vleased-credentials.socket")
 POLICY = os.path.join(SRC, "packaging", "vault", "vleased-policy.hcl")
 TEST_LIB = "/opt/vlease-tests"      # tests/lib inside the container
@@ -52,7 +51,7 @@ class System:
                                                          token_ttl=3600, token_max_ttl=86400)
         self.container = SystemdContainer(
             self.destdir,
-            units=[os.path.join(UNITDIR, u) for u in UNITS],
+            units=[os.path.join(self.destdir, "lib", "systemd", "system", u) for u in UNITS],
             files={
                 "/etc/vlease/vleased.conf": (broker_config(self.vaultdev.addr), 0o644),
                 "/etc/vlease/role_id": (role_id + "\n", 0o600),
@@ -68,8 +67,9 @@ class System:
     def shutdown(self):
         if self.container is not None:
             c, self.container = self.container, None
+            self.cgroup, self.scratch = c.cgroup, c.scratch
             c.poweroff()
-            self.timings = c.timings
+            self.timings, self.exit_status = c.timings, c.exit_status
 
     def varlink(self, user, method, params=None, socket="/run/vlease/io.vlease.Broker", timeout=60):
         """One varlink call inside the container as `user`; returns the reply object."""
