@@ -57,6 +57,9 @@ class System:
                 "/etc/vlease/role_id": (role_id + "\n", 0o600),
                 "/etc/vlease/secret_id": (secret_id + "\n", 0o600),
             },
+            # The shipped units are used as installed; a test may only add drop-ins. This one changes
+            # nothing (systemd ignores X- keys) and shows the drop-in path works.
+            dropins={"vleased.service": {"50-system-test.conf": "[Unit]\nX-Vlease-Test=system suite\n"}},
             binds=[(os.path.join(SRC, "tests", "lib"), TEST_LIB)])
         self.container.boot()
         c = self.container

@@ -57,6 +57,17 @@ def test_units_verify(container):
     assert "vleased" not in r.stderr, r.stderr
 
 
+def test_shipped_units_with_dropins_only(container, destdir):
+    """The container runs the installed unit files unchanged; the test's changes are drop-ins."""
+    for u in UNITS:
+        with open(os.path.join(destdir, "lib/systemd/system", u)) as f, \
+                open(container.path("/etc/systemd/system/" + u)) as g:
+            assert f.read() == g.read()
+        assert container.unit_property(u, "FragmentPath") == "/etc/systemd/system/" + u
+    assert container.unit_property("vleased.service", "DropInPaths") == \
+        "/etc/systemd/system/vleased.service.d/50-system-test.conf"
+
+
 def test_sysusers_and_tmpfiles_applied_at_boot(container):
     r = container.run(["getent", "passwd", "vlease"], check=True)
     name, _, uid, gid, gecos, home, shell = r.stdout.strip().split(":")
