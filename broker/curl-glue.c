@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <stdbool.h>
 #include <sys/epoll.h>
 
 #include <curl/curl.h>
@@ -18,6 +19,8 @@ struct CurlGlue {
         /* Every io source we made, so that none outlives the glue whatever curl reports. */
         sd_event_source **ios;
         size_t n_ios, n_allocated;
+
+        bool global_init;
 };
 
 static void curl_glue_forget_io(CurlGlue *g, sd_event_source *io) {
@@ -183,9 +186,15 @@ int curl_glue_new(sd_event *e, CurlGlueFinished on_finished, void *userdata, Cur
         if (!e || !on_finished || !ret)
                 return -EINVAL;
 
+        /* Reference-counted inside libcurl; implicit initialisation would do too, but only by luck. */
         g = calloc(1, sizeof(*g));
         if (!g)
                 return -ENOMEM;
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                free(g);
+                return -EIO;
+        }
+        g->global_init = true;
         g->event = sd_event_ref(e);
         g->on_finished = on_finished;
         g->userdata = userdata;
@@ -222,6 +231,8 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
         free(g->ios);
         g->timer = sd_event_source_disable_unref(g->timer);
         sd_event_unref(g->event);
+        if (g->global_init)
+                curl_global_cleanup();
         free(g);
         return NULL;
 }

@@ -672,10 +672,14 @@ static void on_transfer_finished(CurlGlue *g, CURL *easy, CURLcode result, void 
 
                 r = vault_reply_parse(status, ct, req->resp, req->resp_size, retry_after, req->parse_flags,
                                       &reply);
-        } else if (req->resp_overflow || result == CURLE_FILESIZE_EXCEEDED)
+        } else if (req->resp_overflow || result == CURLE_FILESIZE_EXCEEDED) {
+                long status = 0;
+
                 r = vault_reply_transport_error(VAULT_TOO_LARGE, "response too large (over 1 MiB), refused",
                                                 &reply);
-        else {
+                (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+                reply.status = status;
+        } else {
                 char reason[CURL_ERROR_SIZE + 64];
 
                 if (result == CURLE_PARTIAL_FILE)
@@ -699,9 +703,11 @@ static void on_transfer_finished(CurlGlue *g, CURL *easy, CURLcode result, void 
         reply.received_realtime_usec = now(CLOCK_REALTIME);
         reply.received_boottime_usec = now(CLOCK_BOOTTIME);
         client_note_reply(c, &reply);
-        if (reply.result != VAULT_UNAVAILABLE)
-                client_set_last_error(c, reply.result == VAULT_OK || reply.result == VAULT_NO_CONTENT ?
-                                      NULL : reply.error);
+        /* last_error is about reaching Vault (for Status), not about one path's answer. */
+        if (reply.result == VAULT_OK || reply.result == VAULT_NO_CONTENT)
+                client_set_last_error(c, NULL);
+        else if (reply.transient && reply.result != VAULT_UNAVAILABLE)
+                client_set_last_error(c, reply.error);
 
         /* Bounded retries of idempotent calls. */
         if (req->idempotent && reply.transient && req->attempt < VAULT_RETRIES_MAX &&
