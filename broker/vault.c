@@ -113,6 +113,7 @@ struct VaultClient {
         VaultRequest *login_req, *renew_req, *lookup_req;
         sd_event_source *token_timer;
         unsigned login_failures;
+        unsigned renew_failures;
         bool renew_denied;
 
         VaultRequest *running, *waiting_login, *waiting_lookup;
@@ -876,6 +877,7 @@ static void client_set_token(VaultClient *c, Secret *token, const char *accessor
         }
         c->token_generation++;
         c->login_failures = 0;
+        c->renew_failures = 0;
 
         if (had)
                 client_emit(c, VAULT_TOKEN_RETIRED, old_accessor, old_expires);
@@ -1004,7 +1006,7 @@ static void client_login(VaultClient *c) {
 
 static void on_renew_self(VaultRequest *req, const VaultReply *reply, void *userdata) {
         VaultClient *c = userdata;
-        usec_t left;
+        usec_t left, delay;
 
         c->renew_req = NULL;
 
@@ -1014,6 +1016,7 @@ static void on_renew_self(VaultRequest *req, const VaultReply *reply, void *user
         if (reply->result == VAULT_OK && reply->has_auth) {
                 uint64_t ttl = (uint64_t) reply->auth.lease_duration;
 
+                c->renew_failures = 0;
                 c->token_expires = usec_add(reply->received_realtime_usec, ttl * USEC_PER_SEC);
                 c->token_expires_boottime = usec_add(reply->received_boottime_usec, ttl * USEC_PER_SEC);
                 client_emit(c, VAULT_TOKEN_RENEWED, c->accessor, c->token_expires);
@@ -1031,6 +1034,10 @@ static void on_renew_self(VaultRequest *req, const VaultReply *reply, void *user
                 return;
         }
 
+        if (reply->result == VAULT_PERMISSION_DENIED && reply->invalid_token) {
+                client_token_lost(c, "Vault says the broker token is invalid (renew-self)");
+                return;
+        }
         if (reply->result == VAULT_PERMISSION_DENIED) {
                 /* Either the token is gone or the policy lacks renew-self: lookup-self tells. */
                 c->renew_denied = true;
@@ -1056,8 +1063,9 @@ static void on_renew_self(VaultRequest *req, const VaultReply *reply, void *user
                         client_login(c);
                 return;
         }
-        client_arm_token_timer(c, MIN(random_between(VAULT_LOGIN_BACKOFF_MIN, 2 * VAULT_LOGIN_BACKOFF_MIN),
-                                      left / 2));
+        c->renew_failures++;
+        delay = MIN(VAULT_LOGIN_BACKOFF_MIN << MIN(c->renew_failures - 1, 5U), VAULT_LOGIN_BACKOFF_MAX);
+        client_arm_token_timer(c, MIN(random_between(delay * 3 / 4, delay), left / 2));
 }
 
 static void client_renew_self(VaultClient *c) {
