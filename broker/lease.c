@@ -47,6 +47,8 @@
 #define ERROR_FORMAT "io.vlease.Broker.FormatError"
 #define RETIREE_ATTEMPTS_MAX 5
 #define TIMER_ACCURACY_USEC (100 * USEC_PER_MSEC)
+/* Floor between two reads of one lease: whatever goes wrong, no loop minting credentials. */
+#define READ_INTERVAL_MIN_USEC (5 * USEC_PER_SEC)
 
 /* Revoke succeeded, or there was nothing left to revoke. */
 #define IN_SET_REVOKED(r) ((r) == VAULT_OK || (r) == VAULT_NO_CONTENT || (r) == VAULT_LEASE_NOT_FOUND)
@@ -87,6 +89,7 @@ struct Lease {
         char *accessor;                 /* of the token that read it */
         LeaseTimes times;
         usec_t issued_boottime;         /* when the answer was first read (renewals keep it) */
+        usec_t last_read;               /* when the last read was sent, 0 if never */
         unsigned renewals;
 
         unsigned attempt;               /* consecutive failures */
@@ -381,6 +384,16 @@ static void serve_waiters(Lease *l) {
 
 static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
+/* schedule_next(), plus the floor between two reads of this lease. */
+static ScheduleAction lease_next(Lease *l, usec_t n, usec_t *ret_when) {
+        ScheduleAction a;
+
+        a = schedule_next(&l->times, n, l->attempt, l->rnd, ret_when);
+        if (a == SCHEDULE_REPLACE && l->last_read > 0)
+                *ret_when = MAX(*ret_when, usec_add(l->last_read, READ_INTERVAL_MIN_USEC));
+        return a;
+}
+
 static void lease_arm(Lease *l) {
         Manager *m = l->manager;
         usec_t deadline = USEC_INFINITY, when, n = now(CLOCK_BOOTTIME);
@@ -393,7 +406,7 @@ static void lease_arm(Lease *l) {
         }
 
         if (l->have_answer)
-                (void) schedule_next(&l->times, n, l->attempt, l->rnd, &when), deadline = when;
+                (void) lease_next(l, n, &when), deadline = when;
         if (m->config->broker.idle_release_usec > 0)
                 deadline = MIN(deadline, usec_add(l->last_used, m->config->broker.idle_release_usec));
         if (!l->have_answer && deadline == USEC_INFINITY)
@@ -437,6 +450,12 @@ static void lease_kick(Lease *l) {
                     n < schedule_end(&l->times)) {
                         /* Vault is down, the old answer still works until its end: better than nothing */
                         serve_waiters(l);
+                } else if (l->have_answer && l->last_read > 0 && n < l->last_read + READ_INTERVAL_MIN_USEC) {
+                        /* Just read, and already too short-lived to hand out: do not read again */
+                        log_warning("'%s' for %s: Vault's answer ends too soon to be handed out.",
+                                    l->cred->name, l->owner);
+                        waiters_fail(l, false, ERROR_VAULT_UNAVAILABLE, "reason",
+                                     "the credential from Vault expires too soon", 0);
                 } else {
                         start_read(l);
                         return;
@@ -651,6 +670,7 @@ static void start_read(Lease *l) {
         assert(l->op == OP_NONE);
 
         l->op = OP_READ;
+        l->last_read = now(CLOCK_BOOTTIME);
         if (l->have_answer)
                 l->state = LEASE_ROTATING;
         r = vault_read(l->manager->vault, l->cred->path, NULL, 0, on_read_done, l, &l->req);
@@ -841,7 +861,7 @@ static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
 
-        a = schedule_next(&l->times, n, l->attempt, l->rnd, &when);
+        a = lease_next(l, n, &when);
         if (when > n + TIMER_ACCURACY_USEC) {
                 lease_arm(l);
                 return 0;

@@ -6,7 +6,8 @@
  * - A lease ends at the earlier of its own expiry and the end of the token that created it: Vault
  *   revokes every lease of a token when the token goes, whatever the lease's TTL says.
  * - It is handed out only while at least max(1 s, 10% of its TTL) is left (the cutoff), so a caller
- *   never receives a credential that dies while it connects.
+ *   never receives a credential that dies while it connects. Its TTL is the nominal one, or the
+ *   shorter life the last answer really has (token ending first, renewal capped).
  * - A renewable lease that ends before its token is renewed at about two thirds of the time left,
  *   with bounded jitter so that leases issued together do not renew together.
  * - Once a renewal returns less than it asked for (max TTL, mount ceiling), renewing is pointless:
@@ -70,12 +71,23 @@ usec_t schedule_end(const LeaseTimes *t) {
  * schedule_margin() - how much life a lease must have left to be handed out
  * @t: lease times
  *
- * Return: max(1 s, 10% of the nominal TTL).
+ * Return: max(1 s, 10% of the TTL), the TTL being the nominal one or, when shorter, the time from
+ * the last answer to the lease's real end.
  */
 usec_t schedule_margin(const LeaseTimes *t) {
+        usec_t ttl, end;
+
         assert(t);
 
-        return MAX(SCHEDULE_MIN_MARGIN_USEC, t->ttl / 10);
+        /* The TTL that counts is what the lease can really live: a token ending first, or a renewal
+         * capped by the max TTL, shortens it. Otherwise a lease whose token has less than 10% of the
+         * lease's nominal TTL left could never be handed out, however fresh. */
+        ttl = t->ttl;
+        end = schedule_end(t);
+        if (end != USEC_INFINITY && end > t->issued)
+                ttl = MIN(ttl, end - t->issued);
+
+        return MAX(SCHEDULE_MIN_MARGIN_USEC, ttl / 10);
 }
 
 /**

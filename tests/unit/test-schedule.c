@@ -36,10 +36,19 @@ static void test_end_and_cutoff(void **state) {
         assert_true(schedule_can_hand_out(&t, S(3339)));
         assert_false(schedule_can_hand_out(&t, S(3340)));
 
-        /* The token ends first: the lease ends with it. */
+        /* The token ends first: the lease ends with it, and its TTL is what is left of the token. */
         t.token_expiry = S(1000);
         assert_int_equal(schedule_end(&t), S(1000));
-        assert_int_equal(schedule_cutoff(&t), S(640));
+        assert_int_equal(schedule_margin(&t), S(90));
+        assert_int_equal(schedule_cutoff(&t), S(910));
+
+        /* A fresh answer is always handed out, even with a token about to end (no read loop). */
+        t = leased(S(100), S(3600), true);
+        t.token_expiry = S(120);
+        assert_true(schedule_can_hand_out(&t, S(100)));
+        assert_int_equal(schedule_cutoff(&t), S(118));
+        t.token_expiry = S(102);
+        assert_true(schedule_can_hand_out(&t, S(100)));
 
         /* Short TTLs keep at least one second of margin. */
         t = leased(S(0), S(5), true);
