@@ -49,6 +49,8 @@
 #define TIMER_ACCURACY_USEC (100 * USEC_PER_MSEC)
 /* Floor between two reads of one lease: whatever goes wrong, no loop minting credentials. */
 #define READ_INTERVAL_MIN_USEC (5 * USEC_PER_SEC)
+/* How long a failed first read is remembered and answered from memory (at most; backoff below). */
+#define NEGATIVE_CACHE_MAX_USEC (30 * USEC_PER_SEC)
 
 /* Revoke succeeded, or there was nothing left to revoke. */
 #define IN_SET_REVOKED(r) ((r) == VAULT_OK || (r) == VAULT_NO_CONTENT || (r) == VAULT_LEASE_NOT_FOUND)
@@ -90,6 +92,7 @@ struct Lease {
         LeaseTimes times;
         usec_t issued_boottime;         /* when the answer was first read (renewals keep it) */
         usec_t last_read;               /* when the last read was sent, 0 if never */
+        usec_t fail_until;              /* no answer, last read failed: answer its error until then */
         unsigned renewals;
 
         unsigned attempt;               /* consecutive failures */
@@ -384,6 +387,11 @@ static void serve_waiters(Lease *l) {
 
 static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
+/* Past the cutoff but Vault is down: the answer is still served while it has a second to live. */
+static bool still_usable(Lease *l, usec_t n) {
+        return usec_add(n, SCHEDULE_MIN_MARGIN_USEC) < schedule_end(&l->times);
+}
+
 /* schedule_next(), plus the floor between two reads of this lease. */
 static ScheduleAction lease_next(Lease *l, usec_t n, usec_t *ret_when) {
         ScheduleAction a;
@@ -409,8 +417,8 @@ static void lease_arm(Lease *l) {
                 (void) lease_next(l, n, &when), deadline = when;
         if (m->config->broker.idle_release_usec > 0)
                 deadline = MIN(deadline, usec_add(l->last_used, m->config->broker.idle_release_usec));
-        if (!l->have_answer && deadline == USEC_INFINITY)
-                deadline = n;   /* nothing to keep: collect it */
+        if (!l->have_answer)
+                deadline = MIN(deadline, MAX(l->fail_until, n));       /* nothing to keep: collect it */
 
         if (!l->timer) {
                 r = sd_event_add_time(m->event, &l->timer, CLOCK_BOOTTIME, deadline, TIMER_ACCURACY_USEC,
@@ -446,8 +454,11 @@ static void lease_kick(Lease *l) {
                 return;
 
         if (has_waiters(l, false)) {
-                if (l->have_answer && l->attempt > 0 && l->last_failed_transient &&
-                    n < schedule_end(&l->times)) {
+                if (!l->have_answer && n < l->fail_until) {
+                        /* the last read failed a moment ago: do not hammer Vault for every caller */
+                        waiters_fail_vault(l, false);
+                } else if (l->have_answer && l->attempt > 0 && l->last_failed_transient &&
+                           still_usable(l, n)) {
                         /* Vault is down, the old answer still works until its end: better than nothing */
                         serve_waiters(l);
                 } else if (l->have_answer && l->last_read > 0 && n < l->last_read + READ_INTERVAL_MIN_USEC) {
@@ -602,15 +613,14 @@ static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userd
 
                 if (has_waiters(l, false)) {
                         if (l->have_answer && l->last_failed_transient &&
-                            now(CLOCK_BOOTTIME) < schedule_end(&l->times))
+                            still_usable(l, now(CLOCK_BOOTTIME)))
                                 serve_waiters(l);
                         else
                                 waiters_fail_vault(l, false);
                 }
-                if (!l->have_answer && !l->release_requested) {
-                        lease_free(l);
-                        return;
-                }
+                if (!l->have_answer)
+                        l->fail_until = now(CLOCK_BOOTTIME) +
+                                MIN(schedule_backoff(l->attempt, l->rnd), NEGATIVE_CACHE_MAX_USEC);
                 lease_kick(l);
                 return;
         }
@@ -654,6 +664,7 @@ static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userd
                                     "re-read every refresh period.", l->cred->name);
         }
         l->attempt = 0;
+        l->fail_until = 0;
         l->rnd = random_u64();
         l->state = LEASE_LIVE;
 
@@ -856,8 +867,10 @@ static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         }
 
         if (!l->have_answer) {
-                if (!l->waiters)
+                if (!l->waiters && n >= l->fail_until)
                         lease_free(l);
+                else
+                        lease_arm(l);
                 return 0;
         }
 
@@ -983,13 +996,17 @@ void retirees_free_all(Manager *m) {
  * @ret_waiter: set while the answer is pending (for lease_waiter_cancel()), else NULL
  *
  * A cached answer is given at once (@cb runs before this returns). Otherwise the caller waits for
- * the read, renewal or replacement already in flight for this key, or for a new one.
+ * the read, renewal or replacement already in flight for this key, or for a new one, which is only
+ * started when @may_start (the caller's uid is under its limit of requests to Vault in flight).
  *
- * Return: 0, or a negative errno when nothing was started (@cb then does not run).
+ * Return: 1 when the caller joined a Vault request already in flight, 0 when it was answered from
+ * the cache or started a new one, -EBUSY when one would be needed but @may_start is false, another
+ * negative errno when nothing was started (@cb does not run on errors).
  */
-int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
-              LeaseWaiter **ret_waiter) {
+int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_start, LeaseDoneFunc cb,
+              void *userdata, LeaseWaiter **ret_waiter) {
         LeaseWaiter *w;
+        bool joined;
         Lease *l;
         int r;
 
@@ -997,12 +1014,18 @@ int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc
 
         l = lease_find(m, uid, cred->name);
         if (!l) {
+                if (!may_start)
+                        return -EBUSY;
                 r = lease_new(m, uid, cred, &l);
                 if (r < 0)
                         return r;
                 manager_update_status(m);
         }
         l->last_used = now(CLOCK_BOOTTIME);
+
+        joined = l->op != OP_NONE;
+        if (!joined && !may_start && !(l->have_answer && schedule_can_hand_out(&l->times, now(CLOCK_BOOTTIME))))
+                return -EBUSY;
 
         w = waiter_add(l, false, cb, userdata);
         if (!w) {
@@ -1018,7 +1041,7 @@ int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc
                 return 0;
         }
         lease_kick(l);
-        return 0;
+        return joined;
 }
 
 /**

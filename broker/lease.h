@@ -41,8 +41,8 @@ typedef void (*LeaseDoneFunc)(const char *error, json_object *params, void *user
 
 const char *lease_state_to_string(LeaseState s);
 
-int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
-              LeaseWaiter **ret_waiter);
+int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_start, LeaseDoneFunc cb,
+              void *userdata, LeaseWaiter **ret_waiter);
 int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
                   LeaseWaiter **ret_waiter);
 void lease_waiter_cancel(LeaseWaiter *w);

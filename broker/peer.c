@@ -253,6 +253,8 @@ static int lookup_credential(Peer *p, json_object *params, const CredentialConfi
 
 static int method_get_or_release(Peer *p, json_object *params, bool release) {
         const CredentialConfig *c = NULL;
+        bool may_start;
+        unsigned limit;
         UidAccount *a;
         int r;
 
@@ -263,30 +265,46 @@ static int method_get_or_release(Peer *p, json_object *params, bool release) {
         a = manager_account(p->manager, p->ucred.uid);
         if (!a)
                 return -ENOMEM;
-        if (a->n_requests >= (p->ucred.uid == 0 ? p->manager->config->broker.max_connections_root
-                                                 : p->manager->config->broker.max_requests_per_uid)) {
+        limit = p->ucred.uid == 0 ? p->manager->config->broker.max_connections_root
+                                  : p->manager->config->broker.max_requests_per_uid;
+        may_start = a->n_requests < limit;
+
+        log_debug("Peer uid=%u pid=%u: %s '%s'.", (unsigned) p->ucred.uid, (unsigned) p->ucred.pid,
+                  release ? "Release" : "Get", c->name);
+
+        /* Counted against the uid: calls that make a Vault request. Joining a read already in
+         * flight for the same key, or a cached answer, costs Vault nothing. */
+        p->busy = true;
+        if (release) {
+                if (!may_start)
+                        r = -EBUSY;
+                else
+                        r = lease_release(p->manager, p->ucred.uid, c, on_lease_done, p, &p->waiter);
+        } else
+                r = lease_get(p->manager, p->ucred.uid, c, may_start, on_lease_done, p, &p->waiter);
+        if (r == -EBUSY) {
+                p->busy = false;
                 log_warning("Peer uid=%u pid=%u has too many requests in flight.", (unsigned) p->ucred.uid,
                             (unsigned) p->ucred.pid);
                 r = peer_error(p, INTERFACE ".TooManyRequests", NULL);
                 return r < 0 ? r : 0;
         }
-        a->n_requests++;
-        p->counted = true;
-        p->busy = true;
-
-        log_debug("Peer uid=%u pid=%u: %s '%s'.", (unsigned) p->ucred.uid, (unsigned) p->ucred.pid,
-                  release ? "Release" : "Get", c->name);
-        if (release)
-                r = lease_release(p->manager, p->ucred.uid, c, on_lease_done, p, &p->waiter);
-        else
-                r = lease_get(p->manager, p->ucred.uid, c, on_lease_done, p, &p->waiter);
         if (r < 0) {
                 peer_call_finished(p);
                 log_error_errno(r, "Failed to start %s of '%s': %m", release ? "Release" : "Get", c->name);
                 r = peer_error_string(p, INTERFACE ".VaultUnavailable", "reason", "internal error");
                 return r < 0 ? r : 0;
         }
-        return p->busy ? 1 : 0;
+        if (!p->busy)
+                return 0;       /* answered already */
+        if (r == 0) {
+                /* this call started a Vault request */
+                a = manager_account(p->manager, p->ucred.uid);
+                if (a)
+                        a->n_requests++;
+                p->counted = !!a;
+        }
+        return 1;
 }
 
 static int method_get(Peer *p, json_object *params) {

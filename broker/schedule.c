@@ -16,7 +16,8 @@
  *   lands well before the cutoff.
  * - Secrets without a lease (KV) are re-read every refresh period and never renewed.
  * - Failures back off from 10 s, doubling to 5 min, jittered, and never further than half of what
- *   is left of the lease: the next try always happens before the end.
+ *   is left of the lease: the next try always happens before the end. When that leaves less than
+ *   a second, no more tries: the lease runs out (no retry storm near the end).
  */
 
 #include <assert.h>
@@ -195,8 +196,17 @@ ScheduleAction schedule_next(const LeaseTimes *t, usec_t now, unsigned attempt, 
                         when = t->issued;
         }
 
-        if (attempt > 0)
-                when = MAX(when, now + MIN(schedule_backoff(attempt, rnd), (end - now) / 2));
+        if (attempt > 0) {
+                usec_t delay = MIN(schedule_backoff(attempt, rnd), (end - now) / 2);
+
+                /* Halving what is left would retry ever faster near the end: below a floor, stop
+                 * and let the lease run out. */
+                if (delay < SCHEDULE_RETRY_MIN_USEC) {
+                        *ret_when = end;
+                        return SCHEDULE_EXPIRE;
+                }
+                when = MAX(when, now + delay);
+        }
 
         *ret_when = MAX(when, now);
         return action;

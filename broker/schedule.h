@@ -38,6 +38,7 @@ typedef struct LeaseTimes {
 #define SCHEDULE_MIN_MARGIN_USEC (1 * USEC_PER_SEC)
 #define SCHEDULE_BACKOFF_MIN_USEC (10 * USEC_PER_SEC)
 #define SCHEDULE_BACKOFF_MAX_USEC (5 * USEC_PER_MINUTE)
+#define SCHEDULE_RETRY_MIN_USEC (1 * USEC_PER_SEC)
 #define SCHEDULE_REVOKE_GRACE_USEC (60 * USEC_PER_SEC)
 
 const char *schedule_action_to_string(ScheduleAction a);
