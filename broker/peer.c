@@ -160,10 +160,12 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Armed while a message is partly read or a call is in progress; idle connections never time out. */
+/* Armed while a message is partly read: the client has request_timeout_sec to finish sending it. A call
+ * waiting for Vault is not the client's doing and is bounded by the Vault client's own timeout; idle
+ * connections (a PAM session's, say) never time out. */
 static void peer_update_deadline(Peer *p, bool restart) {
         usec_t timeout = p->manager->config->broker.request_timeout_usec;
-        bool active = p->busy || varlink_reader_pending(&p->reader) > 0;
+        bool active = !p->busy && varlink_reader_pending(&p->reader) > 0;
         int r;
 
         if (!active || timeout == 0) {
