@@ -10,9 +10,9 @@
  * The connection is non-blocking and never stalls anybody else: bytes are read as they come into a
  * bounded VarlinkReader, calls are handled in order one at a time (a Get waiting for Vault blocks
  * only its own connection), replies are queued and written when the socket takes them. Limits: the
- * message size cap, a deadline from the first byte of a message to its reply (exceeding it closes
+ * message size cap, a deadline from the first byte of a message to its last (exceeding it closes
  * the connection), and requests in flight per uid (TooManyRequests). A connection with no partial
- * message and no call in progress is idle and is never timed out.
+ * message is idle and is never timed out.
  *
  * Replies may carry secrets: the output buffer is wiped when freed.
  */
