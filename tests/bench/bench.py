@@ -1,0 +1,496 @@
+#!/usr/bin/python3
+"""tools/bench's driver: measures vleased against bench-baseline in the same run.
+
+Run by tools/bench (root, optimised build in build/bench); writes results.md, results.json and
+latency.svg to the output directory. See README.md "Performance" and tests/bench/*.c.
+"""
+import argparse
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+os.environ.setdefault("VLEASE_BUILD_DIR", os.path.join(SRC, "build", "bench"))
+BUILD = os.environ["VLEASE_BUILD_DIR"]
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+
+from broker import POLICY, VLEASE, VLEASED, Broker  # noqa: E402
+from localusers import LocalUsers  # noqa: E402
+from pgcluster import PgCluster  # noqa: E402
+from vaultdev import VaultDev  # noqa: E402
+
+BENCH = os.path.join(BUILD, "tests", "bench")
+LOAD, BASELINE, CLIENT, SPAWN = (os.path.join(BENCH, p) for p in
+                                 ("bench-load", "bench-baseline", "bench-client", "bench-spawn"))
+
+FULL = dict(users=100, creds=100, dur=5.0, warm=1.0, spawn_sec=3.0, storm=100, idle_sec=60.0,
+            short_creds=10, short_ttl=30, cold_runs=5, hit_conns=32, hit_rate=125)
+SMOKE = dict(users=2, creds=5, dur=0.5, warm=0.2, spawn_sec=0.5, storm=10, idle_sec=3.0,
+             short_creds=3, short_ttl=6, cold_runs=1, hit_conns=8, hit_rate=100)
+
+T0 = time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def run_json(argv, timeout=1800):
+    argv = [str(x) for x in argv]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0 and not r.stdout.strip():
+        raise RuntimeError(f"{argv[0]} failed ({r.returncode}): {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def proc_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return {"rss_kib": int(out["VmRSS"].split()[0]), "hwm_kib": int(out["VmHWM"].split()[0]),
+            "cpu_s": (int(fields[11]) + int(fields[12])) / tick,
+            "ctxsw": int(out["voluntary_ctxt_switches"]) + int(out["nonvoluntary_ctxt_switches"])}
+
+
+def pct(values, p):
+    if not values:
+        return 0.0
+    v = sorted(values)
+    return v[min(len(v) - 1, int(p / 100.0 * len(v)))]
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = FULL if not args.smoke else SMOKE
+        self.smoke = args.smoke
+        self.out = args.out
+        self.res = {"mode": "smoke" if args.smoke else "full", "figures": {}, "checks": {}}
+        self.tmp = tempfile.mkdtemp(prefix="vlease-bench-")
+        os.chmod(self.tmp, 0o755)
+        self.cleanup = []
+
+    # ---- setup ------------------------------------------------------------------------------------
+    def setup(self):
+        a = self.a
+        log("starting PostgreSQL and vaultdev")
+        self.pg = PgCluster().start()
+        self.cleanup.append(self.pg.stop)
+        # the broker may open many connections at once for a population; give PostgreSQL room
+        self.vd = VaultDev(pg=self.pg).start()
+        self.cleanup.append(self.vd.stop)
+        self.vd.setup_database(self.pg, role="reader", default_ttl="15m", max_ttl="24h")
+        self.vd.write_db_role("short", default_ttl=f"{a['short_ttl']}s", max_ttl="24h")
+        with open(POLICY) as f:
+            self.vd.write_policy("vleased", f.read())
+        self.role = self.vd.setup_approle("vleased", policies=["vleased"], token_ttl=3600, token_max_ttl=86400)
+
+        log(f"creating {a['users']} local users vlb000..")
+        self.lu = LocalUsers()
+        self.cleanup.append(self.lu.cleanup)
+        self.lu.group("vlbench")
+        self.users = []
+        for i in range(max(a["users"], 2)):
+            name = f"vlb{i:03d}"
+            uid = self.lu.user(name, ("vlbench",))
+            self.users.append((name, uid, pwd.getpwnam(name).pw_gid))
+        self.ug = [f"{u}:{g}" for _, u, g in self.users]
+
+        creds = [("db", "reader"), ("storm1", "reader"), ("storm2", "reader")]
+        creds += [(f"bench{i}", "reader") for i in range(a["creds"])]
+        creds += [(f"short{i}", "short") for i in range(a["short_creds"])]
+        cfg = f"""[vault]
+address = {self.vd.addr}
+auth = approle
+role_id_file = {{dir}}/role_id
+secret_id_file = {{dir}}/secret_id
+
+[broker]
+idle_release_sec = 3600
+max_connections_per_uid = 256
+max_requests_per_uid = 128
+"""
+        for name, role in creds:
+            cfg += f"\n[credential {name}]\npath = database/creds/{role}\nallow_groups = vlbench\nallow_users = root\n"
+        self.config = cfg
+        self.broker = Broker(cfg, role_id=self.role[0], secret_id=self.role[1])
+        self.broker.start()
+        self.cleanup.append(lambda: self.broker.stop() if self.broker.proc else None)
+        self.pid = self.broker.proc.pid
+        self.res["rss_start_kib"] = proc_status(self.pid)["rss_kib"]
+
+        # the reply bytes vleased sends for a cached Get of `db` by vlb000: what the baseline sends
+        self.get_as(self.users[0], self.broker.socket, "db")
+        reply = self.get_as(self.users[0], self.broker.socket, "db")
+        assert reply.startswith('{"parameters"'), reply
+        self.reply_path = os.path.join(self.tmp, "reply")
+        with open(os.open(self.reply_path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+            f.write(reply.encode() + b"\0")
+        self.res["reply_bytes"] = len(reply) + 1
+        self.base_sock = os.path.join(self.tmp, "baseline.sock")
+        self.base = subprocess.Popen([BASELINE, self.reply_path, self.base_sock])
+        self.cleanup.append(lambda: (self.base.terminate(), self.base.wait()))
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.base_sock):
+            assert time.monotonic() < deadline, "bench-baseline did not start"
+            time.sleep(0.01)
+
+    def get_as(self, user, sock, name):
+        _, uid, gid = user
+        r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", CLIENT, sock, name],
+                           capture_output=True, text=True, timeout=120)
+        return r.stdout.rstrip("\n")
+
+    def load(self, sock, *args):
+        return run_json([LOAD, "-s", sock, *[str(x) for x in args]])
+
+    # ---- figure 1 -------------------------------------------------------------------------------
+    def fig1(self):
+        a = self.a
+        u = self.ug[0]
+        rows = []
+        for label, extra in (("1 client", ["-c", 1]), ("8 clients", ["-c", 8]), ("64 clients", ["-c", 64]),
+                             ("new connection per request, 8 clients", ["-c", 8, "-n"])):
+            args = ["-u", u, "-N", "db", "-d", a["dur"], "-w", a["warm"], *extra]
+            log(f"figure 1: cached Get, {label}")
+            v = self.load(self.broker.socket, *args)
+            b = self.load(self.base_sock, *args)
+            rows.append({"case": label, "vleased": v, "baseline": b})
+        self.res["figures"]["1_cached_get"] = rows
+
+    # ---- figure 2 -------------------------------------------------------------------------------
+    def fig2(self):
+        a = self.a
+        u = self.ug[0]
+        log("figure 2: `vlease get` as a whole process")
+        v = run_json([SPAWN, "-u", u, "-d", a["spawn_sec"], "--", VLEASE, "--socket", self.broker.socket, "get", "db"])
+        b = run_json([SPAWN, "-u", u, "-d", a["spawn_sec"], "--", CLIENT, self.base_sock, "db"])
+        self.res["figures"]["2_process"] = {"vleased": v, "baseline": b}
+
+    # ---- figure 3 -------------------------------------------------------------------------------
+    def storm(self, label, cred, storm_args):
+        a = self.a
+        tl = os.path.join(self.tmp, f"timeline-{cred}")
+        hit_dur = 6.0 if not self.smoke else 3.0
+        hits = subprocess.Popen([str(x) for x in [LOAD, "-s", self.broker.socket, "-u", self.ug[0], "-N", "db",
+                                                  "-c", a["hit_conns"], "-r", a["hit_rate"], "-d", hit_dur,
+                                                  "-w", 0, "-T", tl]],
+                                stdout=subprocess.PIPE, text=True)
+        time.sleep(hit_dur / 3)
+        self.vd.clear_requests()
+        self.vd.faults(latency_ms=50)
+        s = self.load(self.broker.socket, "-m", "once", "-N", cred, *storm_args)
+        self.vd.faults(latency_ms=0)
+        calls = len(self.vd.requests(path_prefix="database/creds/"))
+        out, _ = hits.communicate(timeout=120)
+        import array
+        pairs = array.array("Q")
+        with open(tl + ".0", "rb") as f:
+            pairs.frombytes(f.read())
+        during, quiet = [], []
+        for i in range(0, len(pairs), 2):
+            t, lat = pairs[i], pairs[i + 1]
+            (during if s["t_start_ns"] <= t <= s["t_last_answer_ns"] else quiet if t < s["t_start_ns"] else []).append(lat / 1e3)
+        row = {"case": label, "requests": s["requests"], "errors": s["errors"], "first_error": s["first_error"],
+               "vault_calls": calls, "last_answer_ms": (s["t_last_answer_ns"] - s["t_start_ns"]) / 1e6,
+               "hits_quiet": {"n": len(quiet), "p50_us": pct(quiet, 50), "p99_us": pct(quiet, 99), "max_us": max(quiet or [0])},
+               "hits_storm": {"n": len(during), "p50_us": pct(during, 50), "p99_us": pct(during, 99), "max_us": max(during or [0])},
+               "hits_all": json.loads(out)}
+        row["hit_p99_ratio"] = row["hits_storm"]["p99_us"] / row["hits_quiet"]["p99_us"] if quiet and during else None
+        return row
+
+    def fig3(self):
+        n = self.a["storm"]
+        log(f"figure 3: miss storms of {n} (vaultdev +50 ms)")
+        one = self.storm(f"{n} first Gets, one key", "storm1", ["-u", self.ug[1], "-c", n])
+        many = self.storm(f"{n} first Gets, {n} users", "storm2", ["-u", ",".join(self.ug[:n]), "-c", 1])
+        self.res["figures"]["3_miss_storm"] = [one, many]
+        # the same storm against the baseline: it has no Vault, so only the IPC part
+        self.res["figures"]["3_baseline_once"] = self.load(self.base_sock, "-m", "once", "-N", "storm1", "-c", n)
+
+    # ---- figure 4 -------------------------------------------------------------------------------
+    def fig4(self):
+        a = self.a
+        n_users, n_creds = a["users"], a["creds"]
+        log(f"figure 4: populating {n_users} users x {n_creds} credentials")
+        self.vd.clear_requests()
+        before = proc_status(self.pid)
+        pop = self.load(self.broker.socket, "-m", "each", "-u", ",".join(self.ug[:n_users]), "-c", 16,
+                        "-N", "bench%d", "-K", n_creds)
+        after = proc_status(self.pid)
+        roles = int(self.pg.psql_admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'").strip())
+        leases = json.loads(subprocess.run(["python3", os.path.join(SRC, "tests", "lib", "varlink.py"),
+                                            self.broker.socket, "io.vlease.Broker.Status"],
+                                           capture_output=True, text=True, timeout=120).stdout)
+        held = len(leases.get("parameters", {}).get("held", []))
+        fig = {"leases_wanted": n_users * n_creds, "populate": pop, "held": held, "pg_roles": roles,
+               "populate_cpu_s": after["cpu_s"] - before["cpu_s"], "rss_kib": after["rss_kib"],
+               "hwm_kib": after["hwm_kib"], "rss_start_kib": self.res["rss_start_kib"]}
+
+        # cached Get with the cache full: lookup cost at scale, vs. the baseline
+        log("figure 4: cached Get with the cache full, 8 clients")
+        args = ["-u", self.ug[n_users // 2], "-N", f"bench{n_creds // 2}", "-c", 8, "-d", a["dur"], "-w", a["warm"]]
+        fig["get_full"] = {"vleased": self.load(self.broker.socket, *args), "baseline": self.load(self.base_sock, *args)}
+
+        log(f"figure 4: idle for {a['idle_sec']} s")
+        self.vd.clear_requests()
+        s0 = proc_status(self.pid)
+        time.sleep(a["idle_sec"])
+        s1 = proc_status(self.pid)
+        fig["idle"] = {"seconds": a["idle_sec"], "cpu_s": s1["cpu_s"] - s0["cpu_s"], "wakeups": s1["ctxsw"] - s0["ctxsw"],
+                       "vault_calls": len(self.vd.requests())}
+
+        # renewal spread with short TTLs
+        ttl = a["short_ttl"]
+        log(f"figure 4: {n_users} x {a['short_creds']} leases with TTL {ttl} s, renewal spread")
+        sp = self.load(self.broker.socket, "-m", "each", "-u", ",".join(self.ug[:n_users]), "-c", 16,
+                       "-N", "short%d", "-K", a["short_creds"])
+        self.vd.clear_requests()
+        obs = 2 * ttl
+        t_start = time.time()
+        time.sleep(obs)
+        reqs = self.vd.requests(path_prefix="sys/leases/renew")
+        times = sorted(r["time"] for r in reqs if t_start <= r["time"] <= t_start + obs)
+        peak, j = 0, 0
+        for i, t in enumerate(times):
+            while times[j] < t - 1.0:
+                j += 1
+            peak = max(peak, i - j + 1)
+        per_sec = [0] * int(obs)
+        for t in times:
+            per_sec[min(int(t - t_start), int(obs) - 1)] += 1
+        avg = len(times) / obs
+        fig["spread"] = {"leases": n_users * a["short_creds"], "ttl_s": ttl, "populate_s": sp["seconds"],
+                         "observed_s": obs, "renewals": len(times), "avg_per_s": avg, "peak_1s": peak,
+                         "peak_ratio": peak / avg if avg else None, "per_second": per_sec,
+                         "errors": sp["errors"]}
+        self.res["figures"]["4_scale"] = fig
+
+    # ---- figure 5 -------------------------------------------------------------------------------
+    def first_answer(self, argv, sock, env=None):
+        if os.path.exists(sock):
+            os.unlink(sock)
+        p = subprocess.Popen(["systemd-socket-activate", "-l", sock, "--fdname=varlink", *argv],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            assert time.monotonic() < deadline, "systemd-socket-activate did not listen"
+            time.sleep(0.005)
+        time.sleep(0.2)
+        t = time.monotonic()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(sock)
+        s.sendall(b'{"method":"io.vlease.Broker.Get","parameters":{"name":"db"}}\0')
+        data = b""
+        while b"\0" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        elapsed = (time.monotonic() - t) * 1e3
+        s.close()
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        return elapsed, data.startswith(b'{"parameters"')
+
+    def fig5(self):
+        log("figure 5: cold start under socket activation")
+        cold = Broker(self.config, role_id=self.role[0], secret_id=self.role[1])
+        cold.write_config()
+        sock = os.path.join(self.tmp, "cold.sock")
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID")}
+        v, b = [], []
+        ok = True
+        for _ in range(self.a["cold_runs"]):
+            ms, good = self.first_answer([VLEASED, "--config", cold.config_path], sock, env)
+            v.append(ms)
+            ok = ok and good
+            ms, good = self.first_answer([BASELINE, self.reply_path], sock, env)
+            b.append(ms)
+            ok = ok and good
+        shutil.rmtree(cold.dir, ignore_errors=True)
+        # what the Vault part alone costs: one AppRole login + one database/creds read straight to vaultdev
+        t = time.monotonic()
+        st, body, _ = self.vd.api("POST", "auth/approle/login", {"role_id": self.role[0], "secret_id": self.role[1]},
+                                  token="")
+        tok = body["auth"]["client_token"]
+        st2, _, _ = self.vd.api("GET", "database/creds/reader", token=tok)
+        direct = (time.monotonic() - t) * 1e3
+        self.res["figures"]["5_cold_start"] = {"vleased_ms": v, "baseline_ms": b, "ok": ok,
+                                               "vleased_p50_ms": pct(v, 50), "baseline_p50_ms": pct(b, 50),
+                                               "direct_vault_ms": direct, "direct_ok": st == 200 and st2 == 200}
+
+    # ---- output ---------------------------------------------------------------------------------
+    def table(self):
+        f = self.res["figures"]
+        rows = []
+
+        def ratio(x, y):
+            return f"{x / y:.2f}x" if y else "-"
+
+        for r in f.get("1_cached_get", []):
+            v, b = r["vleased"], r["baseline"]
+            rows.append(("1", f"cached Get, {r['case']}: req/s", f"{v['throughput']:.0f}", f"{b['throughput']:.0f}",
+                         ratio(v["throughput"], b["throughput"])))
+            for k, n in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
+                rows.append(("1", f"cached Get, {r['case']}: {n} µs", f"{v[k]:.1f}", f"{b[k]:.1f}", ratio(v[k], b[k])))
+        if "2_process" in f:
+            v, b = f["2_process"]["vleased"], f["2_process"]["baseline"]
+            for k, n in (("throughput", "runs/s"), ("p50_us", "p50 µs"), ("p99_us", "p99 µs")):
+                rows.append(("2", f"`vlease get` process vs trivial client: {n}", f"{v[k]:.0f}", f"{b[k]:.0f}",
+                             ratio(v[k], b[k])))
+        if "3_miss_storm" in f:
+            bo = f["3_baseline_once"]
+            for r in f["3_miss_storm"]:
+                rows.append(("3", f"{r['case']}: Vault calls", str(r["vault_calls"]), "-", "-"))
+                rows.append(("3", f"{r['case']}: time to last answer ms", f"{r['last_answer_ms']:.1f}",
+                             f"{(bo['t_last_answer_ns'] - bo['t_start_ns']) / 1e6:.1f}", "-"))
+                rows.append(("3", f"{r['case']}: errors", str(r["errors"]), "0", "-"))
+                q, s = r["hits_quiet"], r["hits_storm"]
+                rows.append(("3", f"{r['case']}: hit p99 µs during storm (vs without)", f"{s['p99_us']:.1f}",
+                             f"{q['p99_us']:.1f}", ratio(s["p99_us"], q["p99_us"])))
+        if "4_scale" in f:
+            s = f["4_scale"]
+            p = s["populate"]
+            rows.append(("4", f"leases held (wanted {s['leases_wanted']}) / PostgreSQL roles",
+                         f"{s['held']} / {s['pg_roles']}", "-", "-"))
+            rows.append(("4", "population: seconds / Gets per s / errors",
+                         f"{p['seconds']:.1f} / {p['throughput']:.0f} / {p['errors']}", "-", "-"))
+            rows.append(("4", "RSS of vleased MiB (at start)", f"{s['rss_kib'] / 1024:.1f} ({s['rss_start_kib'] / 1024:.1f})",
+                         "40 (target)", ratio(s["rss_kib"] / 1024, 40)))
+            if s["held"]:
+                rows.append(("4", "RSS per lease, bytes", f"{(s['rss_kib'] - s['rss_start_kib']) * 1024 / s['held']:.0f}",
+                             "-", "-"))
+            g = s["get_full"]
+            rows.append(("4", "cached Get with the cache full, 8 clients: req/s", f"{g['vleased']['throughput']:.0f}",
+                         f"{g['baseline']['throughput']:.0f}", ratio(g["vleased"]["throughput"], g["baseline"]["throughput"])))
+            rows.append(("4", "cached Get with the cache full, 8 clients: p99 µs", f"{g['vleased']['p99_us']:.1f}",
+                         f"{g['baseline']['p99_us']:.1f}", ratio(g["vleased"]["p99_us"], g["baseline"]["p99_us"])))
+            i = s["idle"]
+            rows.append(("4", f"idle {i['seconds']:.0f} s, no renewal due: CPU s / wakeups / Vault calls",
+                         f"{i['cpu_s']:.2f} / {i['wakeups']} / {i['vault_calls']}", "0 / 0 / 0 (target)", "-"))
+            sp = s["spread"]
+            rows.append(("4", f"renewals, {sp['leases']} leases TTL {sp['ttl_s']} s: peak 1 s window / average per s",
+                         f"{sp['peak_1s']} / {sp['avg_per_s']:.1f}", "2x (target)",
+                         f"{sp['peak_ratio']:.2f}x" if sp["peak_ratio"] else "-"))
+        if "5_cold_start" in f:
+            c = f["5_cold_start"]
+            rows.append(("5", "cold start to first answer (socket activation), ms p50",
+                         f"{c['vleased_p50_ms']:.1f}", f"{c['baseline_p50_ms']:.1f}",
+                         ratio(c["vleased_p50_ms"], c["baseline_p50_ms"])))
+            rows.append(("5", "  of which: AppRole login + creds read straight to vaultdev, ms",
+                         f"{c['direct_vault_ms']:.1f}", "-", "-"))
+        return rows
+
+    def checks(self):
+        f = self.res["figures"]
+        c = {}
+        g64 = next((r for r in f.get("1_cached_get", []) if r["case"] == "64 clients"), None)
+        if g64:
+            c["get64_throughput_ge_0.7x"] = g64["vleased"]["throughput"] >= 0.7 * g64["baseline"]["throughput"]
+            c["get64_p99_le_1.5x"] = g64["vleased"]["p99_us"] <= 1.5 * g64["baseline"]["p99_us"]
+        if "4_scale" in f:
+            s = f["4_scale"]
+            c["rss_le_40MiB"] = s["rss_kib"] <= 40 * 1024
+            c["no_wakeup_when_idle"] = s["idle"]["wakeups"] == 0
+            c["renewal_peak_le_2x_avg"] = bool(s["spread"]["peak_ratio"]) and s["spread"]["peak_ratio"] <= 2.0
+        for r in f.get("3_miss_storm", []):
+            c[f"storm_hit_p99_le_2x ({r['case']})"] = r["hit_p99_ratio"] is not None and r["hit_p99_ratio"] <= 2.0
+        self.res["checks"] = c
+
+    def write(self):
+        os.makedirs(self.out, exist_ok=True)
+        rows = self.table()
+        self.checks()
+        self.res["table"] = [dict(zip(("figure", "measure", "vleased", "baseline", "ratio"), r)) for r in rows]
+        self.res["elapsed_s"] = time.monotonic() - T0
+        self.res["machine"] = {"cpus": os.cpu_count(), "kernel": os.uname().release}
+        md = [f"| fig | measure | vleased | baseline | ratio |", "|---|---|---|---|---|"]
+        md += [f"| {' | '.join(r)} |" for r in rows]
+        md.append("")
+        md.append("Targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in self.res["checks"].items()))
+        text = "\n".join(md) + "\n"
+        with open(os.path.join(self.out, "results.md"), "w") as fh:
+            fh.write(f"vlease bench ({self.res['mode']} run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+                     f"{os.cpu_count()} CPUs, {self.res['elapsed_s']:.0f} s)\n\n" + text)
+        with open(os.path.join(self.out, "results.json"), "w") as fh:
+            json.dump(self.res, fh, indent=1)
+        self.plot()
+        print(text)
+        print(f"written: {self.out}/results.md, results.json, latency.svg")
+
+    def plot(self):
+        f = self.res["figures"].get("1_cached_get", [])
+        if not f or not shutil.which("gnuplot"):
+            return
+        files, plots = [], []
+        for i, r in enumerate(f):
+            for who in ("vleased", "baseline"):
+                p = os.path.join(self.tmp, f"cdf-{i}-{who}.dat")
+                with open(p, "w") as fh:
+                    for pc, us in r[who]["cdf"]:
+                        # x: latency, y: 1/(1-p) so that the tail is visible (p50 = 2, p99 = 100, p99.9 = 1000)
+                        fh.write(f"{us} {1.0 / max(1e-6, 1.0 - pc / 100.0)}\n")
+                files.append(p)
+                plots.append(f"'{p}' using 1:2 with lines lw 2 dt {1 if who == 'vleased' else 2} "
+                             f"lc {i + 1} title '{who}, {r['case']}'")
+        script = f"""set terminal svg size 1000,620 dynamic font 'sans,11'
+set output '{os.path.join(self.out, "latency.svg")}'
+set title 'Cached Get latency distribution: vleased (solid) vs baseline (dashed), same run'
+set logscale x
+set logscale y
+set xlabel 'latency (µs)'
+set ylabel 'percentile'
+set ytics ('p0' 1, 'p50' 2, 'p90' 10, 'p99' 100, 'p99.9' 1000, 'p99.99' 10000)
+set key outside right
+set grid
+plot {", ".join(plots)}
+"""
+        subprocess.run(["gnuplot"], input=script, text=True, check=False)
+
+    def close(self):
+        for fn in reversed(self.cleanup):
+            try:
+                fn()
+            except Exception as e:  # keep cleaning up
+                log(f"cleanup: {e}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", default=os.path.join(SRC, "build", "bench"))
+    ap.add_argument("--only", default="12345")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("tools/bench: must run as root (local users, PostgreSQL)")
+    b = Bench(args)
+    try:
+        b.setup()
+        for n in args.only:
+            getattr(b, f"fig{n}")()
+        b.write()
+    finally:
+        b.close()
+    log("done")
+
+
+if __name__ == "__main__":
+    main()
