@@ -1,0 +1,139 @@
+"""Bad input and hostile clients: named errors or a closed connection, and everyone else served."""
+import json
+import os
+import resource
+import socket
+import subprocess
+import time
+
+from broker import PY, SRC
+from localusers import as_user
+from varlink import Connection, VarlinkError
+
+
+def assert_still_serves(b):
+    rc, c, err = b.get("vlbob", "db-reader")
+    assert rc == 0, err
+
+
+def test_malformed_messages_close_or_get_named_errors(make_broker):
+    b = make_broker()
+    for bad in (b"{not json}\0", b"[1,2,3]\0", b"\0", b'{"method":42}\0', b'{"parameters":{}}\0',
+                b'{"method":"io.vlease.Broker.Get","bogus":1}\0', b'{"method":"a.b","more":"yes"}\0',
+                b'{"method":"io.vlease.Broker.Get","parameters":{"name":"a\\u0000b"}}\0',
+                b'\xff\xfe{"method":"x.y"}\0'):
+        with Connection(b.socket) as c:
+            c.send_raw(bad)
+            assert c.closed_by_peer(), f"connection stayed open after {bad!r}"
+
+    with Connection(b.socket) as c:
+        for method, params, error, param in (
+                ("io.vlease.Broker.Nope", None, "org.varlink.service.MethodNotFound", "method"),
+                ("com.example.Nope", None, "org.varlink.service.InterfaceNotFound", "interface"),
+                ("io.vlease.Broker.Get", None, "org.varlink.service.InvalidParameter", "parameter"),
+                ("io.vlease.Broker.Get", {"name": 7}, "org.varlink.service.InvalidParameter", "parameter"),
+                ("io.vlease.Broker.Get", {"name": "db-reader", "x": 1},
+                 "org.varlink.service.InvalidParameter", "parameter"),
+                ("io.vlease.Broker.Release", {"name": ["a"]}, "org.varlink.service.InvalidParameter",
+                 "parameter")):
+            try:
+                c.call(method, params)
+                raise AssertionError(f"{method} {params} succeeded")
+            except VarlinkError as e:
+                assert e.error == error, (method, params, e.error)
+                assert param in e.parameters
+        # The same connection still works after named errors.
+        info = c.call("org.varlink.service.GetInfo")
+        assert "io.vlease.Broker" in info["interfaces"]
+        desc = c.call("org.varlink.service.GetInterfaceDescription", {"interface": "io.vlease.Broker"})
+        assert desc["description"].startswith("interface io.vlease.Broker")
+        with open(os.path.join(SRC, "broker", "io.vlease.Broker.varlink")) as f:
+            assert desc["description"] == f.read()
+
+    # Over the size cap, and a message with no NUL that grows past it: closed.
+    with Connection(b.socket) as c:
+        c.send_raw(b'{"method":"io.vlease.Broker.Get","parameters":{"name":"' + b"a" * 200000 + b'"}}\0')
+        assert c.closed_by_peer()
+    # Pipelined calls are answered in order.
+    with Connection(b.socket) as c:
+        c.send_raw(b'{"method":"org.varlink.service.GetInfo"}\0{"method":"io.vlease.Broker.Nope"}\0')
+        assert "interfaces" in c.recv_message()["parameters"]
+        assert c.recv_message()["error"] == "org.varlink.service.MethodNotFound"
+    assert_still_serves(b)
+    assert b.proc.poll() is None
+
+
+def test_stalled_half_message_delays_nobody(make_broker):
+    b = make_broker(broker_section="request_timeout_sec = 2\n")
+    stalled = Connection(b.socket)
+    stalled.send_raw(b'{"method":"io.vlease.Broker.Get","param')
+    t = time.monotonic()
+    assert_still_serves(b)
+    assert time.monotonic() - t < 5
+    assert stalled.closed_by_peer(timeout=10), "a stalled partial request was never timed out"
+    # An idle connection without a partial request is never timed out.
+    idle = Connection(b.socket)
+    assert not idle.closed_by_peer(timeout=3)
+    assert idle.call("org.varlink.service.GetInfo")
+
+
+FLOOD = r"""
+import resource, socket, sys, time
+path, n = sys.argv[1], int(sys.argv[2])
+socks, refused = [], 0
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        socks.append(s)
+    except OSError:
+        refused += 1
+        s.close()
+# Connections over the limit are accepted and closed at once by the broker: count them.
+closed = 0
+for s in socks:
+    s.setblocking(False)
+deadline = time.monotonic() + 10
+pending = list(socks)
+while pending and time.monotonic() < deadline:
+    rest = []
+    for s in pending:
+        try:
+            if s.recv(1) == b"":
+                closed += 1
+                continue
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+            continue
+        rest.append(s)
+    if len(rest) == len(pending) and closed >= n - 100:
+        break
+    pending = rest
+    time.sleep(0.2)
+print(refused + closed, flush=True)
+sys.stdin.read()        # hold the rest open until the test is done
+"""
+
+
+def test_connection_flood_by_one_user_spares_others(make_broker, tmp_path):
+    b = make_broker(broker_section="max_connections_per_uid = 64\n")
+    script = __import__("pathlib").Path(b.dir) / "flood.py"
+    script.write_text(FLOOD)
+
+    def raise_nofile():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+    flood = subprocess.Popen(as_user("vlcarol", [PY, str(script), b.socket, "10000"]),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
+    try:
+        turned_away = int(flood.stdout.readline())
+        assert turned_away >= 10000 - 64, f"only {turned_away} of 10000 connections refused"
+        t = time.monotonic()
+        for _ in range(5):
+            assert_still_serves(b)
+        assert time.monotonic() - t < 10, "other users' gets slowed by the flood"
+    finally:
+        flood.stdin.close()
+        flood.wait(30)
+    assert_still_serves(b)
