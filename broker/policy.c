@@ -35,66 +35,33 @@ static int parse_id(const char *s, uint32_t *ret) {
         return 0;
 }
 
-static int lookup_user(const char *name, uid_t *ret) {
+/* Resolves a user (group == false) or group name, or takes a numeric id as it is. */
+static int lookup_id(const char *name, bool group, uint32_t *ret) {
         _cleanup_free_ char *buf = NULL;
         size_t n = 4096;
-        uint32_t id;
 
-        if (parse_id(name, &id) >= 0) {
-                *ret = (uid_t) id;
+        if (parse_id(name, ret) >= 0)
                 return 0;
-        }
 
         for (;;) {
-                struct passwd pw, *res = NULL;
+                struct passwd pw, *pwres = NULL;
+                struct group gr, *grres = NULL;
                 int r;
 
                 free(buf);
                 buf = malloc(n);
                 if (!buf)
                         return -ENOMEM;
-                r = getpwnam_r(name, &pw, buf, n, &res);
+                r = group ? getgrnam_r(name, &gr, buf, n, &grres) : getpwnam_r(name, &pw, buf, n, &pwres);
                 if (r == ERANGE && n < NSS_BUFFER_MAX) {
                         n *= 2;
                         continue;
                 }
                 if (r != 0)
                         return -r;
-                if (!res)
+                if (group ? !grres : !pwres)
                         return -ESRCH;
-                *ret = res->pw_uid;
-                return 0;
-        }
-}
-
-static int lookup_group(const char *name, gid_t *ret) {
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 4096;
-        uint32_t id;
-
-        if (parse_id(name, &id) >= 0) {
-                *ret = (gid_t) id;
-                return 0;
-        }
-
-        for (;;) {
-                struct group gr, *res = NULL;
-                int r;
-
-                free(buf);
-                buf = malloc(n);
-                if (!buf)
-                        return -ENOMEM;
-                r = getgrnam_r(name, &gr, buf, n, &res);
-                if (r == ERANGE && n < NSS_BUFFER_MAX) {
-                        n *= 2;
-                        continue;
-                }
-                if (r != 0)
-                        return -r;
-                if (!res)
-                        return -ESRCH;
-                *ret = res->gr_gid;
+                *ret = group ? grres->gr_gid : pwres->pw_uid;
                 return 0;
         }
 }
@@ -123,67 +90,59 @@ static int note_unknown(char ***unknown, const char *credential, const char *wha
  *
  * Return: 0 or -ENOMEM
  */
+/* Resolves one list of names into ids; unresolvable names are noted in @unknown and left out. */
+static int resolve_list(char **names, bool group, const char *credential, char ***unknown,
+                        uint32_t **ret_ids, size_t *ret_n) {
+        _cleanup_free_ uint32_t *ids = NULL;
+        size_t n = strv_length(names), k = 0;
+        int r;
+
+        if (n > 0) {
+                ids = calloc(n, sizeof(uint32_t));
+                if (!ids)
+                        return -ENOMEM;
+        }
+        for (size_t j = 0; j < n; j++) {
+                r = lookup_id(names[j], group, &ids[k]);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        r = note_unknown(unknown, credential, group ? "group" : "user", names[j], r);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                k++;
+        }
+        *ret_ids = TAKE_PTR(ids);
+        *ret_n = k;
+        return 0;
+}
+
 int policy_resolve(Config *c, char ***ret_unknown) {
         _cleanup_strv_free_ char **unknown = NULL;
         int r;
 
+        assert_cc(sizeof(uid_t) == sizeof(uint32_t) && sizeof(gid_t) == sizeof(uint32_t));
+
         for (size_t i = 0; i < c->n_credentials; i++) {
                 CredentialConfig *cc = &c->credentials[i];
-                size_t nu = strv_length(cc->allow_users), ng = strv_length(cc->allow_groups);
-                uid_t *uids = NULL;
-                gid_t *gids = NULL;
-                size_t k = 0;
+                uint32_t *ids;
+                size_t n;
 
-                if (nu > 0) {
-                        uids = calloc(nu, sizeof(uid_t));
-                        if (!uids)
-                                return -ENOMEM;
-                }
-                for (size_t j = 0; j < nu; j++) {
-                        r = lookup_user(cc->allow_users[j], &uids[k]);
-                        if (r == -ENOMEM) {
-                                free(uids);
-                                return r;
-                        }
-                        if (r < 0) {
-                                r = note_unknown(&unknown, cc->name, "user", cc->allow_users[j], r);
-                                if (r < 0) {
-                                        free(uids);
-                                        return r;
-                                }
-                                continue;
-                        }
-                        k++;
-                }
+                r = resolve_list(cc->allow_users, false, cc->name, &unknown, &ids, &n);
+                if (r < 0)
+                        return r;
                 free(cc->allow_uids);
-                cc->allow_uids = uids;
-                cc->n_allow_uids = k;
+                cc->allow_uids = (uid_t *) ids;
+                cc->n_allow_uids = n;
 
-                k = 0;
-                if (ng > 0) {
-                        gids = calloc(ng, sizeof(gid_t));
-                        if (!gids)
-                                return -ENOMEM;
-                }
-                for (size_t j = 0; j < ng; j++) {
-                        r = lookup_group(cc->allow_groups[j], &gids[k]);
-                        if (r == -ENOMEM) {
-                                free(gids);
-                                return r;
-                        }
-                        if (r < 0) {
-                                r = note_unknown(&unknown, cc->name, "group", cc->allow_groups[j], r);
-                                if (r < 0) {
-                                        free(gids);
-                                        return r;
-                                }
-                                continue;
-                        }
-                        k++;
-                }
+                r = resolve_list(cc->allow_groups, true, cc->name, &unknown, &ids, &n);
+                if (r < 0)
+                        return r;
                 free(cc->allow_gids);
-                cc->allow_gids = gids;
-                cc->n_allow_gids = k;
+                cc->allow_gids = (gid_t *) ids;
+                cc->n_allow_gids = n;
         }
 
         if (ret_unknown)

@@ -833,12 +833,9 @@ int varlink_param_bool(json_object *params, const char *name, bool required, boo
         return 1;
 }
 
-/**
- * varlink_param_object() - an object parameter (borrowed reference)
- *
- * Return: 1 when present, 0 when absent and optional (@ret set to NULL), -EINVAL otherwise
- */
-int varlink_param_object(json_object *params, const char *name, bool required, json_object **ret) {
+/* An object or array parameter, as a borrowed reference: the shared body of the two below. */
+static int param_container(json_object *params, const char *name, bool required, json_type type,
+                           json_object **ret) {
         json_object *v;
         int r;
 
@@ -848,10 +845,19 @@ int varlink_param_object(json_object *params, const char *name, bool required, j
                         *ret = NULL;
                 return r;
         }
-        if (!json_object_is_type(v, json_type_object))
+        if (!json_object_is_type(v, type))
                 return -EINVAL;
         *ret = v;
         return 1;
+}
+
+/**
+ * varlink_param_object() - an object parameter (borrowed reference)
+ *
+ * Return: 1 when present, 0 when absent and optional (@ret set to NULL), -EINVAL otherwise
+ */
+int varlink_param_object(json_object *params, const char *name, bool required, json_object **ret) {
+        return param_container(params, name, required, json_type_object, ret);
 }
 
 /**
@@ -860,19 +866,7 @@ int varlink_param_object(json_object *params, const char *name, bool required, j
  * Return: 1 when present, 0 when absent and optional (@ret set to NULL), -EINVAL otherwise
  */
 int varlink_param_array(json_object *params, const char *name, bool required, json_object **ret) {
-        json_object *v;
-        int r;
-
-        r = param_get(params, name, required, &v);
-        if (r <= 0) {
-                if (r == 0)
-                        *ret = NULL;
-                return r;
-        }
-        if (!json_object_is_type(v, json_type_array))
-                return -EINVAL;
-        *ret = v;
-        return 1;
+        return param_container(params, name, required, json_type_array, ret);
 }
 
 /**

@@ -10,9 +10,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 from localusers import as_user
+from poll import wait_for  # noqa: F401  (re-exported for the suites)
 
 SRC = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("VLEASE_BUILD_DIR", os.path.join(SRC, "build", "asan"))
@@ -20,18 +20,6 @@ VLEASED = os.path.join(BUILD, "broker", "vleased")
 VLEASE = os.path.join(BUILD, "client", "vlease")
 PY = "/usr/bin/python3"
 POLICY = os.path.join(SRC, "packaging", "vault", "vleased-policy.hcl")
-
-
-def wait_for(predicate, timeout, interval=0.05, what="condition"):
-    """Polls predicate() until it returns a true value or the deadline passes (then AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Broker:

@@ -42,6 +42,8 @@ import subprocess
 import tempfile
 import time
 
+from poll import wait_for
+
 SRC = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 NSPAWN = "/usr/bin/systemd-nspawn"
 CGROUP_ROOT = "/sys/fs/cgroup/unified"
@@ -63,14 +65,7 @@ class ContainerError(Exception):
 
 def wait_until(predicate, timeout, what, interval=0.02):
     """Poll predicate() until it returns something true; raise ContainerError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise ContainerError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return wait_for(predicate, timeout, interval=interval, what=what, exc=ContainerError)
 
 
 def _children(pid):
