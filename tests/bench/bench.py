@@ -30,9 +30,9 @@ BENCH = os.path.join(BUILD, "tests", "bench")
 LOAD, BASELINE, CLIENT, SPAWN = (os.path.join(BENCH, p) for p in
                                  ("bench-load", "bench-baseline", "bench-client", "bench-spawn"))
 
-FULL = dict(users=100, creds=100, dur=5.0, warm=1.0, spawn_sec=3.0, storm=100, idle_sec=60.0,
+FULL = dict(pop_conns=2, users=100, creds=100, dur=5.0, warm=1.0, spawn_sec=3.0, storm=100, idle_sec=60.0,
             short_creds=10, short_ttl=30, cold_runs=5, hit_conns=32, hit_rate=125)
-SMOKE = dict(users=2, creds=5, dur=0.5, warm=0.2, spawn_sec=0.5, storm=10, idle_sec=3.0,
+SMOKE = dict(pop_conns=2, users=2, creds=5, dur=0.5, warm=0.2, spawn_sec=0.5, storm=10, idle_sec=3.0,
              short_creds=3, short_ttl=6, cold_runs=1, hit_conns=8, hit_rate=100)
 
 T0 = time.monotonic()
@@ -73,10 +73,15 @@ def pct(values, p):
 
 class Bench:
     def __init__(self, args):
-        self.a = FULL if not args.smoke else SMOKE
+        self.a = dict(FULL if not args.smoke else SMOKE)
+        for kv in args.set:
+            k, _, v = kv.partition("=")
+            assert k in self.a, f"unknown parameter {k}"
+            self.a[k] = type(self.a[k])(v)
         self.smoke = args.smoke
+        self.perf = args.perf
         self.out = args.out
-        self.res = {"mode": "smoke" if args.smoke else "full", "figures": {}, "checks": {}}
+        self.res = {"params": self.a, "mode": "smoke" if args.smoke else "full", "figures": {}, "checks": {}}
         self.tmp = tempfile.mkdtemp(prefix="vlease-bench-")
         os.chmod(self.tmp, 0o755)
         self.cleanup = []
@@ -152,8 +157,22 @@ max_requests_per_uid = 128
                            capture_output=True, text=True, timeout=120)
         return r.stdout.rstrip("\n")
 
-    def load(self, sock, *args):
-        return run_json([LOAD, "-s", sock, *[str(x) for x in args]])
+    def load(self, sock, *args, profile=None):
+        perf = None
+        if profile and self.perf and sock == self.broker.socket:
+            data = os.path.join(self.out, f"perf-{profile}.data")
+            perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999", "-g", "-o", data,
+                                     "-p", str(self.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+        try:
+            return run_json([LOAD, "-s", sock, *[str(x) for x in args]])
+        finally:
+            if perf:
+                perf.send_signal(signal.SIGINT)
+                perf.wait(60)
+                with open(os.path.join(self.out, f"perf-{profile}.txt"), "w") as fh:
+                    subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "-g", "none",
+                                    "--percent-limit", "0.5"], stdout=fh, stderr=subprocess.DEVNULL)
 
     # ---- figure 1 -------------------------------------------------------------------------------
     def fig1(self):
@@ -164,7 +183,7 @@ max_requests_per_uid = 128
                              ("new connection per request, 8 clients", ["-c", 8, "-n"])):
             args = ["-u", u, "-N", "db", "-d", a["dur"], "-w", a["warm"], *extra]
             log(f"figure 1: cached Get, {label}")
-            v = self.load(self.broker.socket, *args)
+            v = self.load(self.broker.socket, *args, profile="get-" + label.split(",")[0].replace(" ", "-"))
             b = self.load(self.base_sock, *args)
             rows.append({"case": label, "vleased": v, "baseline": b})
         self.res["figures"]["1_cached_get"] = rows
@@ -183,31 +202,43 @@ max_requests_per_uid = 128
         a = self.a
         tl = os.path.join(self.tmp, f"timeline-{cred}")
         hit_dur = 6.0 if not self.smoke else 3.0
-        hits = subprocess.Popen([str(x) for x in [LOAD, "-s", self.broker.socket, "-u", self.ug[0], "-N", "db",
-                                                  "-c", a["hit_conns"], "-r", a["hit_rate"], "-d", hit_dur,
-                                                  "-w", 0, "-T", tl]],
-                                stdout=subprocess.PIPE, text=True)
+        hits, bhits = (subprocess.Popen([str(x) for x in [LOAD, "-s", sock, "-u", self.ug[0], "-N", "db",
+                                                          "-c", a["hit_conns"], "-r", a["hit_rate"], "-d", hit_dur,
+                                                          "-w", 0, "-T", tl + who]],
+                                        stdout=subprocess.PIPE, text=True)
+                       for sock, who in ((self.broker.socket, "v"), (self.base_sock, "b")))
         time.sleep(hit_dur / 3)
         self.vd.clear_requests()
         self.vd.faults(latency_ms=50)
-        s = self.load(self.broker.socket, "-m", "once", "-N", cred, *storm_args)
+        s = self.load(self.broker.socket, "-m", "once", "-N", cred, *storm_args, profile=f"storm-{cred}")
         self.vd.faults(latency_ms=0)
         calls = len(self.vd.requests(path_prefix="database/creds/"))
         out, _ = hits.communicate(timeout=120)
-        import array
-        pairs = array.array("Q")
-        with open(tl + ".0", "rb") as f:
-            pairs.frombytes(f.read())
-        during, quiet = [], []
-        for i in range(0, len(pairs), 2):
-            t, lat = pairs[i], pairs[i + 1]
-            (during if s["t_start_ns"] <= t <= s["t_last_answer_ns"] else quiet if t < s["t_start_ns"] else []).append(lat / 1e3)
+        bout, _ = bhits.communicate(timeout=120)
+
+        def split(path):
+            import array
+            pairs = array.array("Q")
+            with open(path, "rb") as f:
+                pairs.frombytes(f.read())
+            during, quiet = [], []
+            for i in range(0, len(pairs), 2):
+                t, lat = pairs[i], pairs[i + 1]
+                if s["t_start_ns"] <= t <= s["t_last_answer_ns"]:
+                    during.append(lat / 1e3)
+                elif t < s["t_start_ns"]:
+                    quiet.append(lat / 1e3)
+            return ({"n": len(quiet), "p50_us": pct(quiet, 50), "p99_us": pct(quiet, 99), "max_us": max(quiet or [0])},
+                    {"n": len(during), "p50_us": pct(during, 50), "p99_us": pct(during, 99), "max_us": max(during or [0])})
+
+        q, d = split(tl + "v.0")
+        bq, bd = split(tl + "b.0")
         row = {"case": label, "requests": s["requests"], "errors": s["errors"], "first_error": s["first_error"],
                "vault_calls": calls, "last_answer_ms": (s["t_last_answer_ns"] - s["t_start_ns"]) / 1e6,
-               "hits_quiet": {"n": len(quiet), "p50_us": pct(quiet, 50), "p99_us": pct(quiet, 99), "max_us": max(quiet or [0])},
-               "hits_storm": {"n": len(during), "p50_us": pct(during, 50), "p99_us": pct(during, 99), "max_us": max(during or [0])},
-               "hits_all": json.loads(out)}
-        row["hit_p99_ratio"] = row["hits_storm"]["p99_us"] / row["hits_quiet"]["p99_us"] if quiet and during else None
+               "hits_quiet": q, "hits_storm": d, "baseline_hits_quiet": bq, "baseline_hits_storm": bd,
+               "hits_all": json.loads(out), "baseline_hits_all": json.loads(bout)}
+        row["baseline_hit_p99_ratio"] = bd["p99_us"] / bq["p99_us"] if bq["n"] and bd["n"] else None
+        row["hit_p99_ratio"] = d["p99_us"] / q["p99_us"] if q["n"] and d["n"] else None
         return row
 
     def fig3(self):
@@ -226,7 +257,7 @@ max_requests_per_uid = 128
         log(f"figure 4: populating {n_users} users x {n_creds} credentials")
         self.vd.clear_requests()
         before = proc_status(self.pid)
-        pop = self.load(self.broker.socket, "-m", "each", "-u", ",".join(self.ug[:n_users]), "-c", 16,
+        pop = self.load(self.broker.socket, "-m", "each", "-u", ",".join(self.ug[:n_users]), "-c", a["pop_conns"],
                         "-N", "bench%d", "-K", n_creds)
         after = proc_status(self.pid)
         roles = int(self.pg.psql_admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'").strip())
@@ -241,7 +272,7 @@ max_requests_per_uid = 128
         # cached Get with the cache full: lookup cost at scale, vs. the baseline
         log("figure 4: cached Get with the cache full, 8 clients")
         args = ["-u", self.ug[n_users // 2], "-N", f"bench{n_creds // 2}", "-c", 8, "-d", a["dur"], "-w", a["warm"]]
-        fig["get_full"] = {"vleased": self.load(self.broker.socket, *args), "baseline": self.load(self.base_sock, *args)}
+        fig["get_full"] = {"vleased": self.load(self.broker.socket, *args, profile="get-full-cache"), "baseline": self.load(self.base_sock, *args)}
 
         log(f"figure 4: idle for {a['idle_sec']} s")
         self.vd.clear_requests()
@@ -254,7 +285,7 @@ max_requests_per_uid = 128
         # renewal spread with short TTLs
         ttl = a["short_ttl"]
         log(f"figure 4: {n_users} x {a['short_creds']} leases with TTL {ttl} s, renewal spread")
-        sp = self.load(self.broker.socket, "-m", "each", "-u", ",".join(self.ug[:n_users]), "-c", 16,
+        sp = self.load(self.broker.socket, "-m", "each", "-u", ",".join(self.ug[:n_users]), "-c", a["pop_conns"],
                        "-N", "short%d", "-K", a["short_creds"])
         self.vd.clear_requests()
         obs = 2 * ttl
@@ -363,8 +394,12 @@ max_requests_per_uid = 128
                              f"{(bo['t_last_answer_ns'] - bo['t_start_ns']) / 1e6:.1f}", "-"))
                 rows.append(("3", f"{r['case']}: errors", str(r["errors"]), "0", "-"))
                 q, s = r["hits_quiet"], r["hits_storm"]
-                rows.append(("3", f"{r['case']}: hit p99 µs during storm (vs without)", f"{s['p99_us']:.1f}",
-                             f"{q['p99_us']:.1f}", ratio(s["p99_us"], q["p99_us"])))
+                bq, bs = r["baseline_hits_quiet"], r["baseline_hits_storm"]
+                rows.append(("3", f"{r['case']}: p99 µs of paced cached hits during the storm / before it "
+                             "(baseline: hits on it meanwhile)",
+                             f"{s['p99_us']:.0f} / {q['p99_us']:.0f} = {ratio(s['p99_us'], q['p99_us'])}",
+                             f"{bs['p99_us']:.0f} / {bq['p99_us']:.0f} = {ratio(bs['p99_us'], bq['p99_us'])}",
+                             ratio(s["p99_us"], q["p99_us"])))
         if "4_scale" in f:
             s = f["4_scale"]
             p = s["populate"]
@@ -478,6 +513,9 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", default=os.path.join(SRC, "build", "bench"))
     ap.add_argument("--only", default="12345")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a size, e.g. users=20 creds=50 idle_sec=10 pop_conns=16")
+    ap.add_argument("--perf", action="store_true", help="perf cpu-clock profile of vleased during figures 1 and 4")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("tools/bench: must run as root (local users, PostgreSQL)")
