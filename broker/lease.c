@@ -79,8 +79,10 @@ struct Lease {
         Manager *manager;
         Lease *prev, *next;
 
-        uid_t uid;
-        char *owner;                    /* "uid:1000" */
+        uid_t uid;                      /* UID_INVALID for a unit's lease */
+        char *unit;                     /* NULL, or the unit owning it (LoadCredential=) */
+        char *owner;                    /* "uid:1000" or "unit:app.service" */
+        bool unit_end_warned;           /* a unit's copy can no longer be renewed: warned once */
         const CredentialConfig *cred;
         char *description;              /* "lease:<name>" */
 
@@ -397,6 +399,11 @@ static ScheduleAction lease_next(Lease *l, usec_t n, usec_t *ret_when) {
         ScheduleAction a;
 
         a = schedule_next(&l->times, n, l->attempt, l->rnd, ret_when);
+        if (a == SCHEDULE_REPLACE && l->unit_end_warned) {
+                /* a unit holds its copy: no replacement to hand it, the lease runs to its end */
+                *ret_when = schedule_end(&l->times);
+                return SCHEDULE_EXPIRE;
+        }
         if (a == SCHEDULE_REPLACE && l->last_read > 0)
                 *ret_when = MAX(*ret_when, usec_add(l->last_read, READ_INTERVAL_MIN_USEC));
         return a;
@@ -415,7 +422,7 @@ static void lease_arm(Lease *l) {
 
         if (l->have_answer)
                 (void) lease_next(l, n, &when), deadline = when;
-        if (m->config->broker.idle_release_usec > 0)
+        if (m->config->broker.idle_release_usec > 0 && !l->unit)
                 deadline = MIN(deadline, usec_add(l->last_used, m->config->broker.idle_release_usec));
         if (!l->have_answer)
                 deadline = MIN(deadline, MAX(l->fail_until, n));       /* nothing to keep: collect it */
@@ -436,6 +443,7 @@ static void lease_arm(Lease *l) {
 static void start_read(Lease *l);
 static void start_renew(Lease *l);
 static void start_revoke(Lease *l);
+static void lease_unit_cannot_renew(Lease *l);
 
 /* After anything changed: serve, fetch, or re-arm. */
 static void lease_kick(Lease *l) {
@@ -858,7 +866,7 @@ static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (l->op != OP_NONE)
                 return 0;
 
-        if (m->config->broker.idle_release_usec > 0 && !l->waiters &&
+        if (m->config->broker.idle_release_usec > 0 && !l->waiters && !l->unit &&
             n >= usec_add(l->last_used, m->config->broker.idle_release_usec)) {
                 log_info("'%s' for %s unused for %llus: releasing.", l->cred->name, l->owner,
                          (unsigned long long) (m->config->broker.idle_release_usec / USEC_PER_SEC));
@@ -885,6 +893,10 @@ static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 start_renew(l);
                 break;
         case SCHEDULE_REPLACE:
+                if (l->unit && !has_waiters(l, false)) {
+                        lease_unit_cannot_renew(l);
+                        break;
+                }
                 start_read(l);
                 break;
         default:
@@ -898,16 +910,44 @@ static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 
+/* A unit's lease at its hand-off point: the unit keeps the copy it was given, so say when it ends. */
+static void lease_unit_cannot_renew(Lease *l) {
+        usec_t end = schedule_end(&l->times);
+
+        if (!l->times.leased) {
+                /* a static secret (KV): nothing to renew or revoke, the unit keeps its copy */
+                lease_free(l);
+                return;
+        }
+        l->unit_end_warned = true;
+        l->state = LEASE_EXPIRING;
+        log_warning("Unit %s: credential '%s' cannot be renewed past its max TTL and ends in %llus "
+                    "(at %llu usec since the epoch); restart the unit before then (RuntimeMaxSec= with "
+                    "Restart=, or a role with a longer max_ttl).", l->unit, l->cred->name,
+                    (unsigned long long) ((end - MIN(end, now(CLOCK_BOOTTIME))) / USEC_PER_SEC),
+                    (unsigned long long) realtime_from_boottime(end));
+        lease_arm(l);
+}
+
 /* ---- the cache ---- */
 
 static Lease *lease_find(Manager *m, uid_t uid, const char *name) {
         for (Lease *l = m->leases; l; l = l->next)
-                if (l->uid == uid && strcmp(l->cred->name, name) == 0)
+                if (!l->unit && l->uid == uid && strcmp(l->cred->name, name) == 0)
                         return l;
         return NULL;
 }
 
-static int lease_new(Manager *m, uid_t uid, const CredentialConfig *cred, Lease **ret) {
+/* A unit's lease being revoked (the unit stopped) is no longer its: a restart gets a new one. */
+static Lease *lease_find_unit(Manager *m, const char *unit, const char *name) {
+        for (Lease *l = m->leases; l; l = l->next)
+                if (l->unit && !l->release_requested && strcmp(l->unit, unit) == 0 &&
+                    strcmp(l->cred->name, name) == 0)
+                        return l;
+        return NULL;
+}
+
+static int lease_new(Manager *m, uid_t uid, const char *unit, const CredentialConfig *cred, Lease **ret) {
         Lease *l;
 
         l = calloc(1, sizeof(*l));
@@ -918,9 +958,12 @@ static int lease_new(Manager *m, uid_t uid, const CredentialConfig *cred, Lease 
         l->cred = cred;
         l->last_used = now(CLOCK_BOOTTIME);
         l->rnd = random_u64();
-        if (asprintf(&l->owner, "uid:%u", (unsigned) uid) < 0 ||
-            asprintf(&l->description, "lease:%s", cred->name) < 0) {
+        if ((unit ? asprintf(&l->owner, "unit:%s", unit) : asprintf(&l->owner, "uid:%u", (unsigned) uid)) < 0)
+                l->owner = NULL;
+        if (!l->owner || asprintf(&l->description, "lease:%s", cred->name) < 0 ||
+            (unit && !(l->unit = strdup(unit)))) {
                 free(l->owner);
+                free(l->description);
                 free(l);
                 return -ENOMEM;
         }
@@ -967,6 +1010,7 @@ Lease *lease_free(Lease *l) {
         l->timer = sd_event_source_disable_unref(l->timer);
         answer_drop(l);
         free(l->last_error);
+        free(l->unit);
         free(l->owner);
         free(l->description);
         free(l);
@@ -985,6 +1029,9 @@ void retirees_free_all(Manager *m) {
         while (m->retirees)
                 retiree_free(m->retirees);
 }
+
+static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const CredentialConfig *cred, bool may_start,
+                           LeaseDoneFunc cb, void *userdata, LeaseWaiter **ret_waiter);
 
 /**
  * lease_get() - the caller's credential, from the cache or from Vault
@@ -1005,6 +1052,22 @@ void retirees_free_all(Manager *m) {
  */
 int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_start, LeaseDoneFunc cb,
               void *userdata, LeaseWaiter **ret_waiter) {
+        return lease_get_owner(m, uid, NULL, cred, may_start, cb, userdata, ret_waiter);
+}
+
+/**
+ * lease_get_unit() - lease_get() for a systemd unit (owner "unit:NAME"), for LoadCredential=
+ *
+ * The lease is renewed while the unit runs, never idle-released, and revoked by
+ * lease_release_unit() when the unit stops. Return: as lease_get().
+ */
+int lease_get_unit(Manager *m, const char *unit, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
+                   LeaseWaiter **ret_waiter) {
+        return lease_get_owner(m, (uid_t) -1, unit, cred, true, cb, userdata, ret_waiter);
+}
+
+static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const CredentialConfig *cred, bool may_start,
+                           LeaseDoneFunc cb, void *userdata, LeaseWaiter **ret_waiter) {
         LeaseWaiter *w;
         bool joined;
         Lease *l;
@@ -1012,11 +1075,11 @@ int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_star
 
         *ret_waiter = NULL;
 
-        l = lease_find(m, uid, cred->name);
+        l = unit ? lease_find_unit(m, unit, cred->name) : lease_find(m, uid, cred->name);
         if (!l) {
                 if (!may_start)
                         return -EBUSY;
-                r = lease_new(m, uid, cred, &l);
+                r = lease_new(m, uid, unit, cred, &l);
                 if (r < 0)
                         return r;
                 manager_update_status(m);
@@ -1215,4 +1278,37 @@ void lease_token_changed(Manager *m, int event, const char *accessor, usec_t exp
                         lease_arm(l);
                 }
         }
+}
+
+/**
+ * lease_release_unit() - the unit stopped: revoke every lease it owns
+ *
+ * Return: the number of leases being released
+ */
+unsigned lease_release_unit(Manager *m, const char *unit) {
+        unsigned n = 0;
+        Lease *l, *next;
+
+        for (l = m->leases; l; l = next) {
+                next = l->next;
+                if (!l->unit || l->release_requested || strcmp(l->unit, unit) != 0)
+                        continue;
+                log_info("Unit %s stopped: releasing '%s'.", unit, l->cred->name);
+                n++;
+                if (l->op == OP_READ)
+                        l->release_requested = true;    /* revoke what the read brings */
+                else
+                        start_revoke(l);
+        }
+        return n;
+}
+
+/**
+ * lease_unit_holds() - whether @unit owns a lease (live or being fetched)
+ */
+bool lease_unit_holds(Manager *m, const char *unit) {
+        for (Lease *l = m->leases; l; l = l->next)
+                if (l->unit && !l->release_requested && strcmp(l->unit, unit) == 0)
+                        return true;
+        return false;
 }

@@ -43,6 +43,10 @@ const char *lease_state_to_string(LeaseState s);
 
 int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_start, LeaseDoneFunc cb,
               void *userdata, LeaseWaiter **ret_waiter);
+int lease_get_unit(Manager *m, const char *unit, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
+                   LeaseWaiter **ret_waiter);
+unsigned lease_release_unit(Manager *m, const char *unit);
+bool lease_unit_holds(Manager *m, const char *unit);
 int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
                   LeaseWaiter **ret_waiter);
 void lease_waiter_cancel(LeaseWaiter *w);

@@ -16,10 +16,12 @@
 #include <systemd/sd-daemon.h>
 
 #include "broker/config.h"
+#include "broker/credentials.h"
 #include "broker/lease.h"
 #include "broker/log.h"
 #include "broker/manager.h"
 #include "broker/peer.h"
+#include "broker/unit-watch.h"
 #include "broker/vault.h"
 
 #define STOP_REVOKE_TIMEOUT_USEC (10 * USEC_PER_SEC)
@@ -83,7 +85,7 @@ void manager_update_status(Manager *m) {
 
         if (m->config->broker.idle_exit_usec == 0)
                 return;
-        idle = m->n_leases == 0 && m->n_peers == 0 && !m->retirees;
+        idle = m->n_leases == 0 && m->n_peers == 0 && m->n_credential_conns == 0 && !m->retirees;
         if (!idle) {
                 m->idle_source = sd_event_source_disable_unref(m->idle_source);
                 return;
@@ -110,16 +112,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
-/* The credentials socket (systemd LoadCredential=) is served in a later version: close at once. */
 static int on_accept_credentials(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        int cfd;
-
-        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0)
-                return 0;
-        log_debug("LoadCredential= connections are not served yet: closing.");
-        safe_close(cfd);
-        return 0;
+        return credentials_accept(userdata, fd);
 }
 
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -236,6 +230,8 @@ Manager *manager_free(Manager *m) {
         m->freeing = true;      /* no status updates, no sd_event_exit() from the frees below */
         while (m->peers)
                 peer_free(m->peers);
+        credentials_free_all(m);
+        m->unit_watcher = unit_watcher_free(m->unit_watcher);
         lease_free_all(m);
         retirees_free_all(m);
         m->vault = vault_client_free(m->vault);
@@ -256,7 +252,7 @@ Manager *manager_free(Manager *m) {
 }
 
 /**
- * manager_listen() - serve @varlink_fd, and close connections on @credentials_fd for now
+ * manager_listen() - serve @varlink_fd (varlink) and @credentials_fd (LoadCredential=)
  * @own: the manager closes the fds when freed
  *
  * Return: 0 or a negative errno (logged)

@@ -15,9 +15,11 @@
 #include "common/time-util.h"
 
 typedef struct Config Config;
+typedef struct CredentialConn CredentialConn;
 typedef struct Lease Lease;
 typedef struct Peer Peer;
 typedef struct Retiree Retiree;
+typedef struct UnitWatcher UnitWatcher;
 typedef struct VaultClient VaultClient;
 
 /* Connections and requests in flight, per peer uid. */
@@ -46,6 +48,10 @@ typedef struct Manager {
         Lease *leases;
         unsigned n_leases;
         Retiree *retirees;              /* replaced leases waiting for their revoke */
+
+        CredentialConn *credential_conns;       /* LoadCredential= connections being served */
+        unsigned n_credential_conns;
+        UnitWatcher *unit_watcher;              /* units holding leases (unit-watch.c) */
 
         bool stopping;
         bool freeing;

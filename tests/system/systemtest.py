@@ -22,7 +22,7 @@ def _run(argv, **kw):
     return r
 
 
-def broker_config(vault_addr):
+def broker_config(vault_addr, pg_port=0):
     return f"""; vleased.conf of the system tests (the shipped unit reads /etc/vlease/vleased.conf)
 [vault]
 address = {vault_addr}
@@ -32,6 +32,17 @@ auth = approle
 [credential db-reader]
 path = database/creds/reader
 allow_users = vltalice
+
+; LoadCredential= (test_40): the format is a libpq connection string
+[credential db-app]
+path = database/creds/reader
+allow_units = vltapp.service
+format = host=127.0.0.1 port={pg_port} dbname=postgres user={{{{username}}}} password={{{{password}}}}
+
+[credential db-short]
+path = database/creds/sysshort
+allow_units = vltshort.service
+format = host=127.0.0.1 port={pg_port} dbname=postgres user={{{{username}}}} password={{{{password}}}}
 """
 
 
@@ -53,7 +64,7 @@ class System:
             self.destdir,
             units=[os.path.join(self.destdir, "lib", "systemd", "system", u) for u in UNITS],
             files={
-                "/etc/vlease/vleased.conf": (broker_config(self.vaultdev.addr), 0o644),
+                "/etc/vlease/vleased.conf": (broker_config(self.vaultdev.addr, self.pg.port), 0o644),
                 "/etc/vlease/role_id": (role_id + "\n", 0o600),
                 "/etc/vlease/secret_id": (secret_id + "\n", 0o600),
             },
