@@ -479,7 +479,7 @@ int credentials_accept(Manager *m, int listen_fd) {
         }
 
         log_debug("Unit %s (pid %u) asks for credential '%s'.", c->unit, (unsigned) c->pid, c->id);
-        r = lease_get_unit(m, c->unit, cred, on_lease_done, c, &c->waiter);
+        r = lease_get_unit(m, c->unit, c->cgroup, cred, on_lease_done, c, &c->waiter);
         if (r < 0) {
                 log_error_errno(r, "Unit %s: failed to start fetching '%s': %m", c->unit, c->id);
                 conn_refuse(c);

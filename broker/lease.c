@@ -38,6 +38,9 @@
 #include "broker/lease.h"
 #include "broker/log.h"
 #include "broker/manager.h"
+#include "broker/restart.h"
+#include "broker/unit-util.h"
+#include "broker/state.h"
 #include "broker/vault.h"
 #include "common/memory-util.h"
 #include "common/secret.h"
@@ -81,6 +84,8 @@ struct Lease {
 
         uid_t uid;                      /* UID_INVALID for a unit's lease */
         char *unit;                     /* NULL, or the unit owning it (LoadCredential=) */
+        char *cgroup;                   /* the unit's cgroup2 path, for the state table */
+        bool no_data;                   /* restored without its secret: renewed, never handed out */
         char *owner;                    /* "uid:1000" or "unit:app.service" */
         bool unit_end_warned;           /* a unit's copy can no longer be renewed: warned once */
         const CredentialConfig *cred;
@@ -399,7 +404,7 @@ static ScheduleAction lease_next(Lease *l, usec_t n, usec_t *ret_when) {
         ScheduleAction a;
 
         a = schedule_next(&l->times, n, l->attempt, l->rnd, ret_when);
-        if (a == SCHEDULE_REPLACE && l->unit_end_warned) {
+        if (a == SCHEDULE_REPLACE && (l->unit_end_warned || l->no_data)) {
                 /* a unit holds its copy: no replacement to hand it, the lease runs to its end */
                 *ret_when = schedule_end(&l->times);
                 return SCHEDULE_EXPIRE;
@@ -503,6 +508,7 @@ static Retiree *retiree_free(Retiree *t) {
         free(t->owner);
         free(t->name);
         free(t);
+        restart_state_changed(m, true);
         return NULL;
 }
 
@@ -574,6 +580,7 @@ static void retiree_new(Lease *l) {
                 return;
         }
         (void) sd_event_source_set_description(t->timer, "retiree");
+        restart_state_changed(m, true);
 }
 
 /* ---- read ---- */
@@ -679,6 +686,7 @@ static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userd
         log_info("Fetched '%s' for %s%s%s.", l->cred->name, l->owner,
                  l->lease_id ? ", lease " : "",
                  l->lease_id ? lease_id_log(l->lease_id, idbuf, sizeof(idbuf)) : "");
+        restart_state_changed(m, true);
 
         lease_kick(l);
 }
@@ -772,6 +780,7 @@ static void on_renew_done(VaultRequest *req, const VaultReply *reply, void *user
                 break;
         }
 
+        restart_state_changed(l->manager, false);
         lease_kick(l);
 }
 
@@ -848,6 +857,7 @@ static void start_revoke(Lease *l) {
 
         l->op = OP_REVOKE;
         l->state = LEASE_REVOKING;
+        restart_state_changed(l->manager, true);
         r = vault_lease_revoke(l->manager->vault, l->lease_id, on_revoke_done, l, &l->req);
         if (r < 0) {
                 l->op = OP_NONE;
@@ -933,7 +943,7 @@ static void lease_unit_cannot_renew(Lease *l) {
 
 static Lease *lease_find(Manager *m, uid_t uid, const char *name) {
         for (Lease *l = m->leases; l; l = l->next)
-                if (!l->unit && l->uid == uid && strcmp(l->cred->name, name) == 0)
+                if (!l->unit && !l->no_data && l->uid == uid && strcmp(l->cred->name, name) == 0)
                         return l;
         return NULL;
 }
@@ -941,7 +951,7 @@ static Lease *lease_find(Manager *m, uid_t uid, const char *name) {
 /* A unit's lease being revoked (the unit stopped) is no longer its: a restart gets a new one. */
 static Lease *lease_find_unit(Manager *m, const char *unit, const char *name) {
         for (Lease *l = m->leases; l; l = l->next)
-                if (l->unit && !l->release_requested && strcmp(l->unit, unit) == 0 &&
+                if (l->unit && !l->release_requested && !l->no_data && strcmp(l->unit, unit) == 0 &&
                     strcmp(l->cred->name, name) == 0)
                         return l;
         return NULL;
@@ -1011,12 +1021,14 @@ Lease *lease_free(Lease *l) {
         answer_drop(l);
         free(l->last_error);
         free(l->unit);
+        free(l->cgroup);
         free(l->owner);
         free(l->description);
         free(l);
 
         manager_update_status(m);
         manager_check_stopped(m);
+        restart_state_changed(m, true);
         return NULL;
 }
 
@@ -1061,9 +1073,15 @@ int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_star
  * The lease is renewed while the unit runs, never idle-released, and revoked by
  * lease_release_unit() when the unit stops. Return: as lease_get().
  */
-int lease_get_unit(Manager *m, const char *unit, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
-                   LeaseWaiter **ret_waiter) {
-        return lease_get_owner(m, (uid_t) -1, unit, cred, true, cb, userdata, ret_waiter);
+int lease_get_unit(Manager *m, const char *unit, const char *cgroup, const CredentialConfig *cred, LeaseDoneFunc cb,
+                   void *userdata, LeaseWaiter **ret_waiter) {
+        Lease *l;
+        int r;
+
+        r = lease_get_owner(m, (uid_t) -1, unit, cred, true, cb, userdata, ret_waiter);
+        if (r >= 0 && cgroup && (l = lease_find_unit(m, unit, cred->name)) && !l->cgroup)
+                l->cgroup = strdup(cgroup);
+        return r;
 }
 
 static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const CredentialConfig *cred, bool may_start,
@@ -1118,6 +1136,14 @@ int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDone
         Lease *l;
 
         *ret_waiter = NULL;
+
+        /* leases restored without their secret (a restart without the fd store) go too */
+        for (Lease *o = m->leases, *next; o; o = next) {
+                next = o->next;
+                if (o->no_data && !o->unit && o->uid == uid && strcmp(o->cred->name, cred->name) == 0 &&
+                    !o->release_requested)
+                        start_revoke(o);
+        }
 
         l = lease_find(m, uid, cred->name);
         if (!l) {
@@ -1278,6 +1304,7 @@ void lease_token_changed(Manager *m, int event, const char *accessor, usec_t exp
                         lease_arm(l);
                 }
         }
+        restart_state_changed(m, true);
 }
 
 /**
@@ -1311,4 +1338,209 @@ bool lease_unit_holds(Manager *m, const char *unit) {
                 if (l->unit && !l->release_requested && strcmp(l->unit, unit) == 0)
                         return true;
         return false;
+}
+
+/* ---- restart (restart.c): the table without secrets, the secrets for the fd store ---- */
+
+static usec_t rt(usec_t boottime) {
+        return boottime == USEC_INFINITY || boottime == 0 ? 0 : realtime_from_boottime(boottime);
+}
+
+static usec_t bt(usec_t realtime, usec_t fallback) {
+        return realtime == 0 ? fallback : boottime_from_realtime(realtime);
+}
+
+/**
+ * lease_export() - the lease table and (when @secrets) the secret values, for restart.c
+ *
+ * Leases being revoked, and replaced leases waiting for their revoke, are exported as retirees (the next
+ * process revokes them). Leases still waiting for their first answer have nothing to export.
+ *
+ * Return: 0 or -ENOMEM
+ */
+int lease_export(Manager *m, StateTable *table, StateSecrets *secrets) {
+        StateLease *e;
+        StateSecret *x;
+        int r;
+
+        for (Lease *l = m->leases; l; l = l->next) {
+                if (!l->have_answer)
+                        continue;
+                if (!l->lease_id && (l->no_data || !secrets))
+                        continue;       /* a static secret without its value: nothing to keep */
+                r = state_table_add(table, &e);
+                if (r < 0)
+                        return r;
+                e->retiree = l->release_requested;
+                e->no_data = l->no_data;
+                if (!(e->owner = strdup(l->owner)) || !(e->credential = strdup(l->cred->name)) ||
+                    (l->lease_id && !(e->lease_id = strdup(l->lease_id))) ||
+                    (l->accessor && !(e->accessor = strdup(l->accessor))) ||
+                    (l->cgroup && !(e->cgroup = strdup(l->cgroup))))
+                        return -ENOMEM;
+                e->issued = rt(l->issued_boottime);
+                e->renewed = rt(l->times.issued);
+                e->expires = l->times.leased ? rt(l->times.expiry) : 0;
+                e->ttl = l->times.ttl;
+                e->token_expires = rt(l->times.token_expiry);
+                e->last_used = rt(l->last_used);
+                e->renewals = l->renewals;
+                e->renewable = l->times.renewable;
+                e->capped = l->times.capped;
+
+                if (!secrets || l->no_data || !l->data || l->release_requested)
+                        continue;
+                r = state_secrets_add(secrets, &x);
+                if (r < 0)
+                        return r;
+                if (!(x->owner = strdup(l->owner)) || !(x->credential = strdup(l->cred->name)) ||
+                    (l->lease_id && !(x->lease_id = strdup(l->lease_id))))
+                        return -ENOMEM;
+                r = secret_dup(l->data, &x->data);
+                if (r < 0)
+                        return r;
+        }
+
+        for (Retiree *t = m->retirees; t; t = t->next) {
+                if (!t->lease_id || !t->owner || !t->name)
+                        continue;
+                r = state_table_add(table, &e);
+                if (r < 0)
+                        return r;
+                e->retiree = true;
+                if (!(e->owner = strdup(t->owner)) || !(e->credential = strdup(t->name)) ||
+                    !(e->lease_id = strdup(t->lease_id)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/**
+ * lease_restore() - take a lease over from the previous process
+ * @e:    its table entry (verdict: keep)
+ * @cred: its credential's configuration
+ * @data: its secret value from the fd store, or NULL: then it is renewed but never handed out, and
+ *        the next Get of its key fetches a fresh credential
+ *
+ * Return: 0, -EINVAL (a malformed owner), -ENOMEM
+ */
+int lease_restore(Manager *m, const StateLease *e, const CredentialConfig *cred, const Secret *data) {
+        usec_t n = now(CLOCK_BOOTTIME);
+        const char *unit = NULL;
+        uid_t uid = (uid_t) -1;
+        Lease *l;
+        int r;
+
+        if (strncmp(e->owner, "unit:", 5) == 0) {
+                unit = e->owner + 5;
+                if (!unit_name_is_valid(unit))
+                        return -EINVAL;
+        } else {
+                char *end;
+                unsigned long v = strtoul(e->owner + 4, &end, 10);
+
+                if (strncmp(e->owner, "uid:", 4) != 0 || *end || end == e->owner + 4 || v >= (uid_t) -1)
+                        return -EINVAL;
+                uid = (uid_t) v;
+        }
+
+        r = lease_new(m, uid, unit, cred, &l);
+        if (r < 0)
+                return r;
+        if ((e->lease_id && !(l->lease_id = strdup(e->lease_id))) ||
+            (e->accessor && !(l->accessor = strdup(e->accessor))) ||
+            (e->cgroup && !(l->cgroup = strdup(e->cgroup))) ||
+            (data && secret_dup(data, &l->data) < 0)) {
+                lease_free(l);
+                return -ENOMEM;
+        }
+        l->no_data = !data;
+        l->have_answer = true;
+        l->issued_boottime = bt(e->issued, n);
+        l->times = (LeaseTimes) {
+                .issued = bt(e->renewed, n),
+                .leased = e->lease_id && e->expires > 0,
+                .renewable = e->renewable,
+                .capped = e->capped,
+                .refresh = cred->refresh_usec,
+                .ttl = e->ttl,
+                .token_expiry = e->token_expires == 0 ? USEC_INFINITY : boottime_from_realtime(e->token_expires),
+        };
+        l->times.expiry = l->times.leased ? boottime_from_realtime(e->expires) : USEC_INFINITY;
+        if (l->times.leased && l->times.ttl == 0)
+                l->times.ttl = usec_sub_unsigned(l->times.expiry, l->times.issued);
+        l->renewals = e->renewals;
+        l->last_used = n;               /* the idle clock restarts */
+        l->state = l->times.capped ? LEASE_ROTATING : LEASE_LIVE;
+        lease_arm(l);
+        return 0;
+}
+
+/**
+ * lease_restore_retiree() - revoke a lease of the previous process (its owner is gone), with retries
+ *
+ * Return: 0 or -ENOMEM
+ */
+int lease_restore_retiree(Manager *m, const StateLease *e) {
+        Retiree *t;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->manager = m;
+        t->lease_id = strdup(e->lease_id);
+        t->owner = strdup(e->owner);
+        t->name = strdup(e->credential);
+        t->next = m->retirees;
+        if (m->retirees)
+                m->retirees->prev = t;
+        m->retirees = t;
+        if (!t->lease_id || !t->owner || !t->name) {
+                retiree_free(t);
+                return -ENOMEM;
+        }
+        r = sd_event_add_time_relative(m->event, &t->timer, CLOCK_BOOTTIME, 0, TIMER_ACCURACY_USEC,
+                                       on_retiree_timer, t);
+        if (r < 0) {
+                retiree_free(t);
+                return r;
+        }
+        (void) sd_event_source_set_description(t->timer, "retiree");
+        return 0;
+}
+
+/**
+ * lease_accessor_in_use() - whether a live lease was created by the token with @accessor
+ */
+bool lease_accessor_in_use(Manager *m, const char *accessor) {
+        for (Lease *l = m->leases; l; l = l->next)
+                if (l->have_answer && l->times.leased && l->accessor && strcmp(l->accessor, accessor) == 0)
+                        return true;
+        return false;
+}
+
+/**
+ * lease_count_owners() - distinct users and units holding leases, for STATUS=
+ */
+void lease_count_owners(Manager *m, unsigned *ret_users, unsigned *ret_units) {
+        unsigned users = 0, units = 0;
+
+        for (Lease *l = m->leases; l; l = l->next) {
+                bool seen = false;
+
+                for (Lease *k = m->leases; k != l; k = k->next)
+                        if (strcmp(k->owner, l->owner) == 0) {
+                                seen = true;
+                                break;
+                        }
+                if (seen)
+                        continue;
+                if (l->unit)
+                        units++;
+                else
+                        users++;
+        }
+        *ret_users = users;
+        *ret_units = units;
 }

@@ -16,6 +16,10 @@ typedef struct Manager Manager;
 typedef struct Lease Lease;
 typedef struct LeaseWaiter LeaseWaiter;
 typedef struct json_object json_object;
+typedef struct Secret Secret;
+typedef struct StateLease StateLease;
+typedef struct StateSecrets StateSecrets;
+typedef struct StateTable StateTable;
 
 typedef enum LeaseState {
         LEASE_LIVE,
@@ -43,8 +47,8 @@ const char *lease_state_to_string(LeaseState s);
 
 int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_start, LeaseDoneFunc cb,
               void *userdata, LeaseWaiter **ret_waiter);
-int lease_get_unit(Manager *m, const char *unit, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
-                   LeaseWaiter **ret_waiter);
+int lease_get_unit(Manager *m, const char *unit, const char *cgroup, const CredentialConfig *cred, LeaseDoneFunc cb,
+                   void *userdata, LeaseWaiter **ret_waiter);
 unsigned lease_release_unit(Manager *m, const char *unit);
 bool lease_unit_holds(Manager *m, const char *unit);
 int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
@@ -58,3 +62,9 @@ void retirees_free_all(Manager *m);
 int lease_append_held(Manager *m, bool all, uid_t uid, json_object *array);
 unsigned lease_revoke_all(Manager *m);
 void lease_token_changed(Manager *m, int event, const char *accessor, usec_t expires_realtime);
+
+int lease_export(Manager *m, StateTable *table, StateSecrets *secrets);
+int lease_restore(Manager *m, const StateLease *e, const CredentialConfig *cred, const Secret *data);
+int lease_restore_retiree(Manager *m, const StateLease *e);
+bool lease_accessor_in_use(Manager *m, const char *accessor);
+void lease_count_owners(Manager *m, unsigned *ret_users, unsigned *ret_units);

@@ -26,11 +26,13 @@
 #include "broker/log.h"
 #include "broker/manager.h"
 #include "broker/policy.h"
+#include "broker/restart.h"
 #include "common/memory-util.h"
 
 static const char *arg_config = VLEASE_CONFIG_PATH;
 static const char *arg_listen = NULL;
 static bool arg_check_config = false;
+static const char *arg_state_dir = NULL;
 
 static void help(void) {
         printf("%s [OPTIONS...]\n\n"
@@ -40,6 +42,8 @@ static void help(void) {
                "  -c --config FILE     Configuration file (default: %s), then FILE.d/*.conf\n"
                "  -l --listen DIR      Bind DIR/io.vlease.Broker and DIR/credentials instead of\n"
                "                       taking the sockets from systemd\n"
+               "     --state-dir DIR   Keep the lease table in DIR (default: $STATE_DIRECTORY,\n"
+               "                       else /var/lib/vlease if it exists)\n"
                "     --check-config    Validate the configuration and exit\n",
                program_invocation_short_name, VLEASE_CONFIG_PATH);
 }
@@ -48,6 +52,7 @@ static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_VERSION = 0x100,
                 ARG_CHECK_CONFIG,
+                ARG_STATE_DIR,
         };
         static const struct option options[] = {
                 { "help",         no_argument,       NULL, 'h'              },
@@ -55,6 +60,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "config",       required_argument, NULL, 'c'              },
                 { "listen",       required_argument, NULL, 'l'              },
                 { "check-config", no_argument,       NULL, ARG_CHECK_CONFIG },
+                { "state-dir",    required_argument, NULL, ARG_STATE_DIR    },
                 {}
         };
         int c;
@@ -75,6 +81,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_CHECK_CONFIG:
                         arg_check_config = true;
+                        break;
+                case ARG_STATE_DIR:
+                        arg_state_dir = optarg;
                         break;
                 case '?':
                         return -EINVAL;
@@ -116,6 +125,10 @@ static int bind_unix(const char *dir, const char *name, mode_t mode, int *ret) {
         return 0;
 }
 
+/* The fd store's memfds from the previous process (restart.c). */
+static int stored_fds[16];
+static size_t n_stored_fds;
+
 static int sockets_from_systemd(int *ret_varlink, int *ret_credentials) {
         _cleanup_strv_free_ char **names = NULL;
         int n, varlink = -1, credentials = -1;
@@ -130,6 +143,13 @@ static int sockets_from_systemd(int *ret_varlink, int *ret_credentials) {
                 int fd = SD_LISTEN_FDS_START + i;
                 const char *name = names && names[i] ? names[i] : "";
 
+                if (strncmp(name, RESTART_FDNAME_PREFIX, strlen(RESTART_FDNAME_PREFIX)) == 0) {
+                        if (n_stored_fds < ELEMENTSOF(stored_fds))
+                                stored_fds[n_stored_fds++] = fd;
+                        else
+                                safe_close(fd);
+                        continue;
+                }
                 if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
                         log_warning("Passed fd %i (%s) is not a listening stream socket: ignoring.", fd, name);
                         continue;
@@ -176,6 +196,7 @@ static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_free_ char *error = NULL;
         Config *config = NULL;
+        const char *state_dir;
         int varlink = -1, credentials = -1, r;
         sigset_t ss;
 
@@ -235,6 +256,17 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return r;
 
+        state_dir = arg_state_dir ?: getenv("STATE_DIRECTORY");
+        if (!state_dir && access("/var/lib/vlease", W_OK) >= 0)
+                state_dir = "/var/lib/vlease";
+        if (!state_dir)
+                log_notice("No state directory: leases are not handed over to the next start.");
+        r = restart_new(m, state_dir, &m->restart);
+        if (r < 0)
+                return log_oom();
+        (void) restart_load(m, stored_fds, n_stored_fds);
+        n_stored_fds = 0;
+
         r = manager_start(m);
         if (r < 0)
                 return r;
@@ -242,6 +274,9 @@ static int run(int argc, char *argv[]) {
         r = sd_event_loop(m->event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
+        /* the final table and secrets for the next start; make sure PID 1 has them before we go */
+        (void) restart_save(m);
+        (void) sd_notify_barrier(false, 5 * USEC_PER_SEC);
         log_info("Stopped.");
         return r;
 }

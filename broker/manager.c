@@ -21,6 +21,7 @@
 #include "broker/log.h"
 #include "broker/manager.h"
 #include "broker/peer.h"
+#include "broker/restart.h"
 #include "broker/unit-watch.h"
 #include "broker/vault.h"
 
@@ -76,12 +77,20 @@ static int on_idle_exit(sd_event_source *s, uint64_t usec, void *userdata) {
  * manager_update_status() - refresh STATUS= and the idle-exit timer after a change
  */
 void manager_update_status(Manager *m) {
+        unsigned users, units;
+        VaultStatus vs;
         bool idle;
 
         if (!m || m->stopping || m->freeing)
                 return;
 
-        (void) sd_notifyf(false, "STATUS=%u leases, %u connections", m->n_leases, m->n_peers);
+        lease_count_owners(m, &users, &units);
+        vault_client_get_status(m->vault, &vs);
+        (void) sd_notifyf(false, "STATUS=%u leases held (%u users, %u units), %u connections; Vault %s%s",
+                          m->n_leases, users, units, m->n_peers + m->n_credential_conns,
+                          vs.sealed == 1 ? "sealed" : !vs.reachable && vs.last_error ? "unreachable" :
+                          vs.logged_in ? "logged in" : "logging in",
+                          vs.last_error ? " (last error)" : "");
 
         if (m->config->broker.idle_exit_usec == 0)
                 return;
@@ -168,6 +177,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 static void on_token_changed(VaultClient *c, VaultTokenEvent event, const char *accessor, usec_t expires_usec,
                              void *userdata) {
         lease_token_changed(userdata, event, accessor, expires_usec);
+        manager_update_status(userdata);
 }
 
 static void on_vault_log(int priority, const char *message, void *userdata) {
@@ -232,6 +242,7 @@ Manager *manager_free(Manager *m) {
                 peer_free(m->peers);
         credentials_free_all(m);
         m->unit_watcher = unit_watcher_free(m->unit_watcher);
+        m->restart = restart_free(m->restart);
         lease_free_all(m);
         retirees_free_all(m);
         m->vault = vault_client_free(m->vault);

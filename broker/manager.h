@@ -18,6 +18,7 @@ typedef struct Config Config;
 typedef struct CredentialConn CredentialConn;
 typedef struct Lease Lease;
 typedef struct Peer Peer;
+typedef struct Restart Restart;
 typedef struct Retiree Retiree;
 typedef struct UnitWatcher UnitWatcher;
 typedef struct VaultClient VaultClient;
@@ -52,6 +53,7 @@ typedef struct Manager {
         CredentialConn *credential_conns;       /* LoadCredential= connections being served */
         unsigned n_credential_conns;
         UnitWatcher *unit_watcher;              /* units holding leases (unit-watch.c) */
+        Restart *restart;                       /* the state table and the fd store (restart.c) */
 
         bool stopping;
         bool freeing;

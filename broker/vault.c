@@ -99,6 +99,7 @@ struct VaultClient {
         long timeout_sec;
         VaultAuth auth_method;
         Secret *role_id, *secret_id, *config_token;
+        Secret *handover_token;         /* from the previous process (fd store): tried before a login */
 
         /* The broker token. */
         Secret *token;
@@ -939,6 +940,19 @@ static void on_token_file_lookup(VaultRequest *req, const VaultReply *reply, voi
 
         c->login_req = NULL;
 
+        if (c->handover_token && (reply->transient || reply->result == VAULT_UNAVAILABLE)) {
+                /* Vault unreachable: keep the token and try it again later (backoff) */
+                client_login_failed(c, reply, "lookup-self of the handed-over token");
+                return;
+        }
+        if (c->handover_token && (reply->result != VAULT_OK || !reply->data)) {
+                /* the previous process's token is gone or unusable: log in as usual */
+                vlog(c, LOG_NOTICE, "The Vault token handed over by the previous process is not usable (%s); "
+                     "logging in", vault_result_to_string(reply->result) ?: "error");
+                c->handover_token = secret_free(c->handover_token);
+                client_login(c);
+                return;
+        }
         if (reply->result != VAULT_OK || !reply->data) {
                 client_login_failed(c, reply, "token lookup-self");
                 return;
@@ -953,13 +967,18 @@ static void on_token_file_lookup(VaultRequest *req, const VaultReply *reply, voi
         if (json_object_object_get_ex(reply->data, "renewable", &v) && json_object_is_type(v, json_type_boolean))
                 renewable = json_object_get_boolean(v);
 
-        if (secret_dup(c->config_token, &token) < 0) {
+        if (secret_dup(req->token, &token) < 0) {
                 client_login_failed(c, NULL, "token lookup-self");
                 return;
         }
 
-        vlog(c, LOG_INFO, "Using the configured Vault token (TTL %llds%s)", (long long) ttl,
-             renewable ? ", renewable" : "");
+        if (c->handover_token) {
+                c->handover_token = secret_free(c->handover_token);
+                vlog(c, LOG_INFO, "Using the Vault token handed over by the previous process (TTL %llds%s)",
+                     (long long) ttl, renewable ? ", renewable" : "");
+        } else
+                vlog(c, LOG_INFO, "Using the configured Vault token (TTL %llds%s)", (long long) ttl,
+                     renewable ? ", renewable" : "");
         client_set_token(c, token, accessor, (uint64_t) ttl, renewable, reply);
         /* Ask for the token's full TTL on renewal, not what happened to be left of it. */
         if (creation_ttl > ttl && c->token)
@@ -979,7 +998,11 @@ static void client_login(VaultClient *c) {
                 return;
         c->token_timer = sd_event_source_disable_unref(c->token_timer);
 
-        if (c->auth_method == VAULT_AUTH_APPROLE) {
+        if (c->handover_token) {
+                r = client_new_internal(c, "GET", "auth/token/lookup-self", TOKEN_OWN, on_token_file_lookup, &req);
+                if (r >= 0)
+                        r = secret_dup(c->handover_token, &req->token);
+        } else if (c->auth_method == VAULT_AUTH_APPROLE) {
                 r = client_new_internal(c, "POST", "auth/approle/login", TOKEN_NONE, on_login_reply, &req);
                 if (r >= 0)
                         r = json_body(&req->body, &req->body_size, NULL,
@@ -996,7 +1019,7 @@ static void client_login(VaultClient *c) {
                 return;
         }
 
-        req->idempotent = c->auth_method == VAULT_AUTH_TOKEN;
+        req->idempotent = c->auth_method == VAULT_AUTH_TOKEN || c->handover_token;
         c->login_req = req;
         if (request_submit(req) < 0) {
                 request_free(req);
@@ -1341,6 +1364,7 @@ VaultClient *vault_client_free(VaultClient *c) {
         secret_free(c->role_id);
         secret_free(c->secret_id);
         secret_free(c->config_token);
+        secret_free(c->handover_token);
         free(c->accessor);
         free(c->address);
         free(c->namespace);
@@ -1362,6 +1386,24 @@ int vault_client_start(VaultClient *c) {
         c->started = true;
         client_login(c);
         return 0;
+}
+
+/**
+ * vault_client_adopt_token() - before vault_client_start(): try @token (the previous process's, from
+ * the fd store) with lookup-self before logging in, so that a restart makes no new login
+ *
+ * Return: 0 or -ENOMEM
+ */
+int vault_client_adopt_token(VaultClient *c, const Secret *token) {
+        if (!c || !token || c->started)
+                return -EINVAL;
+        c->handover_token = secret_free(c->handover_token);
+        return secret_dup(token, &c->handover_token);
+}
+
+/** vault_client_token() - the broker token in use (for the restart handover), NULL while logged out */
+const Secret *vault_client_token(VaultClient *c) {
+        return c ? c->token : NULL;
 }
 
 void vault_client_set_token_changed_callback(VaultClient *c, VaultTokenChangedFunc cb, void *userdata) {

@@ -133,6 +133,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(VaultClient *, vault_client_free);
  */
 int vault_client_start(VaultClient *c);
 
+int vault_client_adopt_token(VaultClient *c, const Secret *token);
+const Secret *vault_client_token(VaultClient *c);
 void vault_client_set_token_changed_callback(VaultClient *c, VaultTokenChangedFunc cb, void *userdata);
 void vault_client_set_log_func(VaultClient *c, VaultLogFunc f, void *userdata);
 

@@ -1,0 +1,529 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * What a restart or a crash must not do (field-failures B06): orphan a lease in Vault, revoke one a
+ * running owner still holds, or mint a new database user (and a new token) per start in a crash loop.
+ *
+ * So on every change the broker writes the lease table (state.c: no secret, no token) atomically to
+ * the state directory, and, under systemd, hands the secret values and its token to the fd store as a
+ * sealed memfd (FDSTORE=1; systemd 252 keeps it across `systemctl restart` and Restart=on-failure, not
+ * across stop and start). The memfd alternates between two names, the new one stored before the old
+ * one is removed, and carries a generation number: a crash between the two steps leaves both, and the
+ * newer wins. The memfd is sealed (no write, grow, shrink or further seals) so nothing can change it
+ * while PID 1 holds it, and it never touches a disk.
+ *
+ * At start the table is reloaded and each entry judged by state_lease_verdict(): kept (its unit runs,
+ * or its user's lease is not yet idle; the idle clock restarts), revoked (with the retiree retries),
+ * or forgotten (it has ended). Kept leases with their secret from the memfd are served again as they
+ * were, and the handed-over token is tried (lookup-self) before any login. Kept leases without it are
+ * renewed but not handed out (the next Get fetches a fresh credential) until idle or released; the
+ * tokens that created them are kept alive by accessor (auth/token/renew-accessor) so their leases do
+ * not die with a token nobody holds any more.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "broker/config.h"
+#include "broker/lease.h"
+#include "broker/log.h"
+#include "broker/manager.h"
+#include "broker/restart.h"
+#include "broker/schedule.h"
+#include "broker/state.h"
+#include "broker/unit-watch.h"
+#include "broker/vault.h"
+#include "common/memory-util.h"
+#include "common/secret.h"
+
+#define TABLE_NAME "leases.json"
+#define SAVE_DELAY_USEC (1 * USEC_PER_SEC)                     /* renewals only: coalesced */
+#define HANDOVER_MAX ((size_t) 64U * 1024U * 1024U)
+#define KEEPER_FIRST_USEC (2 * USEC_PER_SEC)
+
+typedef struct Keeper {
+        Restart *restart;
+        struct Keeper *next;
+        char *accessor;
+        sd_event_source *timer;
+        VaultRequest *req;
+        unsigned attempt;
+} Keeper;
+
+struct Restart {
+        Manager *manager;
+        char *state_dir;                /* NULL: no table */
+        bool fdstore;                   /* under systemd: use the fd store */
+        bool loaded;
+        sd_event_source *defer;
+        sd_event_source *timer;
+        uint64_t generation;
+        Keeper *keepers;
+};
+
+static Keeper *keeper_free(Keeper *k) {
+        Restart *r;
+
+        if (!k)
+                return NULL;
+        r = k->restart;
+        for (Keeper **p = &r->keepers; *p; p = &(*p)->next)
+                if (*p == k) {
+                        *p = k->next;
+                        break;
+                }
+        k->req = vault_request_cancel(k->req);
+        sd_event_source_disable_unref(k->timer);
+        free(k->accessor);
+        free(k);
+        return NULL;
+}
+
+/**
+ * restart_free() - forget; saves nothing (restart_save() does)
+ *
+ * Return: NULL
+ */
+Restart *restart_free(Restart *r) {
+        if (!r)
+                return NULL;
+        while (r->keepers)
+                keeper_free(r->keepers);
+        sd_event_source_disable_unref(r->defer);
+        sd_event_source_disable_unref(r->timer);
+        free(r->state_dir);
+        free(r);
+        return NULL;
+}
+
+static int write_table(Restart *r, const char *text) {
+        char path[PATH_MAX], tmp[PATH_MAX];
+        _cleanup_close_ int fd = -1, dfd = -1;
+        size_t len = strlen(text), done = 0;
+
+        if (snprintf(path, sizeof(path), "%s/" TABLE_NAME, r->state_dir) >= (int) sizeof(path) ||
+            snprintf(tmp, sizeof(tmp), "%s/." TABLE_NAME ".tmp", r->state_dir) >= (int) sizeof(tmp))
+                return -ENAMETOOLONG;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        while (done < len) {
+                ssize_t k = write(fd, text + done, len - done);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                done += (size_t) k;
+        }
+        if (fsync(fd) < 0 || rename(tmp, path) < 0)
+                return -errno;
+        dfd = open(r->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+        return 0;
+}
+
+/* Stores a sealed memfd with @content in the fd store, then removes the previous one (the other name). */
+static int store_memfd(Restart *r, const Secret *content) {
+        _cleanup_close_ int fd = -1;
+        const char *p = secret_get(content);
+        size_t len = secret_size(content), done = 0;
+        char name[32], other[32], msg[64];
+        int k;
+
+        fd = memfd_create("vlease-secrets", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        while (done < len) {
+                ssize_t n = write(fd, p + done, len - done);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                done += (size_t) n;
+        }
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return -errno;
+
+        (void) snprintf(name, sizeof(name), RESTART_FDNAME_PREFIX "%c", r->generation % 2 ? 'a' : 'b');
+        (void) snprintf(other, sizeof(other), RESTART_FDNAME_PREFIX "%c", r->generation % 2 ? 'b' : 'a');
+        (void) snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+        k = sd_pid_notify_with_fds(0, false, msg, &fd, 1);
+        if (k < 0)
+                return k;
+        if (k == 0)
+                return -ENOTCONN;
+        (void) snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", other);
+        (void) sd_notify(false, msg);
+        return 0;
+}
+
+/**
+ * restart_save() - write the table and store the secrets now
+ *
+ * Return: 0 or a negative errno (logged)
+ */
+int restart_save(Manager *m) {
+        Restart *r = m->restart;
+        _cleanup_free_ char *text = NULL;
+        StateTable table = {};
+        StateSecrets secrets = {};
+        Secret *content = NULL;
+        int k, ret = 0;
+
+        if (!r || !r->loaded)
+                return 0;
+        r->defer = sd_event_source_disable_unref(r->defer);
+        r->timer = sd_event_source_disable_unref(r->timer);
+
+        k = lease_export(m, &table, r->fdstore ? &secrets : NULL);
+        if (k < 0) {
+                ret = log_error_errno(k, "Failed to export the lease table: %m");
+                goto out;
+        }
+        if (r->state_dir) {
+                k = state_table_to_json(&table, &text);
+                if (k >= 0)
+                        k = write_table(r, text);
+                if (k < 0)
+                        ret = log_error_errno(k, "Failed to write %s/" TABLE_NAME ": %m", r->state_dir);
+        }
+        if (r->fdstore) {
+                const Secret *token = vault_client_token(m->vault);
+
+                secrets.generation = ++r->generation;
+                if (token && secret_dup(token, &secrets.token) < 0)
+                        k = -ENOMEM;
+                else
+                        k = state_secrets_serialize(&secrets, &content);
+                if (k >= 0)
+                        k = store_memfd(r, content);
+                if (k < 0) {
+                        log_warning_errno(k, "Failed to hand the secrets to systemd's fd store (is "
+                                          "FileDescriptorStoreMax= set?), a restart will fetch new ones: %m");
+                        r->fdstore = k != -ENOTCONN && k != -EPERM;
+                }
+        }
+out:
+        secret_free(content);
+        state_table_done(&table);
+        state_secrets_done(&secrets);
+        return ret;
+}
+
+static int on_save(sd_event_source *s, void *userdata) {
+        (void) restart_save(userdata);
+        return 0;
+}
+
+static int on_save_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) restart_save(userdata);
+        return 0;
+}
+
+/**
+ * restart_state_changed() - the table or the secrets changed: save soon
+ * @urgent: leases or tokens came or went (saved in this loop iteration); else only times moved
+ *          (saved within a second, so that renewing 10k leases does not rewrite the table 10k times)
+ */
+void restart_state_changed(Manager *m, bool urgent) {
+        Restart *r = m ? m->restart : NULL;
+
+        if (!r || !r->loaded || m->freeing)
+                return;
+        if (urgent) {
+                if (!r->defer && sd_event_add_defer(m->event, &r->defer, on_save, m) >= 0) {
+                        (void) sd_event_source_set_priority(r->defer, SD_EVENT_PRIORITY_IDLE);
+                        (void) sd_event_source_set_description(r->defer, "state-save");
+                }
+                if (r->defer)
+                        (void) sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
+                return;
+        }
+        if (!r->timer && sd_event_add_time_relative(m->event, &r->timer, CLOCK_MONOTONIC, SAVE_DELAY_USEC,
+                                                    100 * USEC_PER_MSEC, on_save_timer, m) >= 0)
+                (void) sd_event_source_set_description(r->timer, "state-save-delayed");
+}
+
+/**
+ * restart_new() - set up saving; @state_dir NULL: no table (and no restoring of one)
+ *
+ * Return: 0 or -ENOMEM
+ */
+int restart_new(Manager *m, const char *state_dir, Restart **ret) {
+        Restart *r;
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->manager = m;
+        r->fdstore = !!getenv("NOTIFY_SOCKET");
+        if (state_dir && !(r->state_dir = strdup(state_dir))) {
+                free(r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+/* ---- keeping the previous process's tokens alive by accessor ---- */
+
+static int on_keeper_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void keeper_arm(Keeper *k, usec_t delay) {
+        Manager *m = k->restart->manager;
+
+        if (!k->timer) {
+                if (sd_event_add_time_relative(m->event, &k->timer, CLOCK_BOOTTIME, delay, USEC_PER_SEC,
+                                               on_keeper_timer, k) < 0)
+                        return;
+                (void) sd_event_source_set_description(k->timer, "token-keeper");
+        } else
+                (void) sd_event_source_set_time_relative(k->timer, delay);
+        (void) sd_event_source_set_enabled(k->timer, SD_EVENT_ONESHOT);
+}
+
+static void on_keeper_renewed(VaultRequest *req, const VaultReply *reply, void *userdata) {
+        Keeper *k = userdata;
+        Manager *m = k->restart->manager;
+
+        k->req = NULL;
+        if (reply->result == VAULT_OK && reply->has_auth) {
+                usec_t ttl = (usec_t) MAX(reply->auth.lease_duration, (int64_t) 0) * USEC_PER_SEC;
+
+                k->attempt = 0;
+                log_info("Renewed the previous process's Vault token %.8s... by accessor for %llus.",
+                         k->accessor, (unsigned long long) (ttl / USEC_PER_SEC));
+                lease_token_changed(m, VAULT_TOKEN_RENEWED, k->accessor,
+                                    ttl == 0 ? 0 : usec_add(reply->received_realtime_usec, ttl));
+                if (ttl > 0)
+                        keeper_arm(k, MAX(ttl * 2 / 3, SCHEDULE_RETRY_MIN_USEC));
+                return;
+        }
+        if (reply->result == VAULT_BAD_REQUEST || reply->result == VAULT_NOT_FOUND ||
+            (reply->result == VAULT_PERMISSION_DENIED && !reply->transient)) {
+                log_warning("The previous process's Vault token %.8s... is gone (%s): its leases are gone too.",
+                            k->accessor, reply->error ?: vault_result_to_string(reply->result));
+                lease_token_changed(m, VAULT_TOKEN_LOST, k->accessor, 0);
+                keeper_free(k);
+                return;
+        }
+        k->attempt++;
+        log_warning("Renewing the previous process's Vault token by accessor failed (%s), attempt %u.",
+                    reply->error ?: vault_result_to_string(reply->result), k->attempt);
+        keeper_arm(k, schedule_backoff(k->attempt, (uint64_t) now(CLOCK_MONOTONIC)));
+}
+
+static int on_keeper_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Keeper *k = userdata;
+        Manager *m = k->restart->manager;
+        const char *current = vault_client_token_accessor(m->vault);
+        int r;
+
+        if ((current && strcmp(current, k->accessor) == 0) || !lease_accessor_in_use(m, k->accessor)) {
+                /* handed over and in use again (the client renews it), or no lease needs it any more */
+                keeper_free(k);
+                return 0;
+        }
+        r = vault_token_renew_accessor(m->vault, k->accessor, 0, on_keeper_renewed, k, &k->req);
+        if (r < 0) {
+                log_error_errno(r, "Failed to renew a token by accessor: %m");
+                keeper_arm(k, schedule_backoff(++k->attempt, (uint64_t) now(CLOCK_MONOTONIC)));
+        }
+        return 0;
+}
+
+static void keeper_add(Restart *r, const char *accessor) {
+        Keeper *k;
+
+        for (k = r->keepers; k; k = k->next)
+                if (strcmp(k->accessor, accessor) == 0)
+                        return;
+        k = calloc(1, sizeof(*k));
+        if (!k || !(k->accessor = strdup(accessor))) {
+                free(k);
+                log_oom();
+                return;
+        }
+        k->restart = r;
+        k->next = r->keepers;
+        r->keepers = k;
+        keeper_arm(k, KEEPER_FIRST_USEC);
+}
+
+/* ---- loading ---- */
+
+static int read_fd_secret(int fd, Secret **ret) {
+        _cleanup_(erase_and_freep) char *buf = NULL;
+        struct stat st;
+        size_t done = 0;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || (size_t) st.st_size > HANDOVER_MAX)
+                return -EBADMSG;
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        while (done < (size_t) st.st_size) {
+                ssize_t n = pread(fd, buf + done, (size_t) st.st_size - done, (off_t) done);
+
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                done += (size_t) n;
+        }
+        return secret_new(buf, done, ret);
+}
+
+static int read_table(Restart *r, StateTable *ret) {
+        _cleanup_free_ char *text = NULL;
+        char path[PATH_MAX];
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        ssize_t n;
+
+        if (snprintf(path, sizeof(path), "%s/" TABLE_NAME, r->state_dir) >= (int) sizeof(path))
+                return -ENAMETOOLONG;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size > 256 * 1024 * 1024)
+                return -EFBIG;
+        text = malloc((size_t) st.st_size + 1);
+        if (!text)
+                return -ENOMEM;
+        n = read(fd, text, (size_t) st.st_size);
+        if (n < 0)
+                return -errno;
+        text[n] = 0;
+        return state_table_from_json(text, ret);
+}
+
+/**
+ * restart_load() - take over from the previous process
+ * @fds: the fd-store memfds systemd passed (named RESTART_FDNAME_PREFIX...); closed here
+ *
+ * Call after the manager is set up and before manager_start() (the handed-over token must be known
+ * before the first login). From then on every change is saved.
+ *
+ * Return: 0 (problems are logged; the broker then starts afresh)
+ */
+int restart_load(Manager *m, const int *fds, size_t n_fds) {
+        Restart *r = m->restart;
+        StateSecrets secrets = {}, best = {};
+        StateTable table = {};
+        unsigned kept = 0, with_data = 0, revoked = 0, dropped = 0;
+        usec_t n = now(CLOCK_REALTIME);
+        int k;
+
+        for (size_t i = 0; i < n_fds; i++) {
+                Secret *content = NULL;
+
+                k = read_fd_secret(fds[i], &content);
+                if (k >= 0) {
+                        k = state_secrets_parse(secret_get(content), secret_size(content), &secrets);
+                        secret_free(content);
+                }
+                safe_close(fds[i]);
+                if (k < 0) {
+                        log_warning_errno(k, "Ignoring an unreadable secrets handover from the fd store: %m");
+                        continue;
+                }
+                if (secrets.generation >= best.generation) {
+                        state_secrets_done(&best);
+                        best = secrets;
+                } else
+                        state_secrets_done(&secrets);
+                secrets = (StateSecrets) {};
+        }
+        if (r)
+                r->generation = best.generation;
+
+        if (best.token) {
+                k = vault_client_adopt_token(m->vault, best.token);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to take over the previous process's Vault token: %m");
+        }
+
+        if (r && r->state_dir) {
+                k = read_table(r, &table);
+                if (k == -ENOENT)
+                        log_debug("No lease table in %s: starting afresh.", r->state_dir);
+                else if (k < 0)
+                        log_warning_errno(k, "Ignoring the unreadable lease table in %s: %m", r->state_dir);
+        }
+
+        for (size_t i = 0; i < table.n_leases; i++) {
+                const StateLease *e = &table.leases[i];
+                const CredentialConfig *cred = config_find_credential(m->config, e->credential);
+                const StateSecret *x = e->no_data ? NULL : state_secrets_find(&best, e->owner, e->credential,
+                                                                              e->lease_id);
+                bool unit = strncmp(e->owner, "unit:", 5) == 0;
+                int running = unit && e->cgroup ? cgroup_populated(e->cgroup) : -1;
+                StateVerdict v;
+
+                if (unit && !e->cgroup)
+                        running = 0;
+                v = state_lease_verdict(e, n, m->config->broker.idle_release_usec, running);
+                if (v == STATE_KEEP && (!cred || (!e->lease_id && !x)))
+                        v = e->lease_id ? STATE_REVOKE : STATE_DROP;    /* no longer configured, or nothing to keep */
+
+                if (v == STATE_KEEP) {
+                        k = lease_restore(m, e, cred, x ? x->data : NULL);
+                        if (k < 0) {
+                                log_warning_errno(k, "Failed to restore '%s' of %s, revoking it: %m",
+                                                  e->credential, e->owner);
+                                v = e->lease_id ? STATE_REVOKE : STATE_DROP;
+                        } else {
+                                kept++;
+                                with_data += !!x;
+                                if (unit && e->cgroup)
+                                        (void) unit_watch(m, e->owner + 5, e->cgroup);
+                                if (!x && e->accessor && r)
+                                        keeper_add(r, e->accessor);
+                                log_info("Restored '%s' of %s%s.", e->credential, e->owner,
+                                         x ? "" : " without its secret (renewed until released or idle)");
+                        }
+                }
+                if (v == STATE_REVOKE) {
+                        log_info("'%s' of %s is no longer held: revoking it.", e->credential, e->owner);
+                        if (lease_restore_retiree(m, e) < 0)
+                                log_oom();
+                        else
+                                revoked++;
+                }
+                if (v == STATE_DROP)
+                        dropped++;
+        }
+        if (table.n_leases > 0 || best.token)
+                log_info("Restart: %u leases kept (%u with their secret), %u being revoked, %u ended; Vault "
+                         "token %s.", kept, with_data, revoked, dropped,
+                         best.token ? "handed over" : "not handed over");
+
+        if (r) {
+                /* the previous process's memfd is replaced (then removed) by the first save */
+                r->loaded = true;
+        }
+        state_table_done(&table);
+        state_secrets_done(&best);
+        restart_state_changed(m, true);
+        return 0;
+}

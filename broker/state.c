@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * What survives a restart of vleased, in two parts with different rules:
+ *
+ * - The lease table, a JSON file in the state directory: lease ids, owners, times, the unit's cgroup,
+ *   and the accessor of the token that created each lease. Never a secret value or a token: the file
+ *   is on disk. An accessor cannot authenticate, but lets the next process renew that token
+ *   (auth/token/renew-accessor) so that the leases it created do not die with it.
+ * - The secrets: the broker token and every cached secret value, as JSON text in a sealed memfd kept
+ *   by systemd in the fd store across `systemctl restart` and crash restarts (not across stop+start,
+ *   and never on disk). Built and parsed in the locked arena (Secret); json-c's copies are wiped.
+ *
+ * state_lease_verdict() is the rule for a restored lease: keep it while its owner lives on (a running
+ * unit; a user whose lease is not yet idle), revoke the rest, forget what has already ended.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "broker/state.h"
+#include "common/memory-util.h"
+#include "common/secret.h"
+
+#define STATE_VERSION 1
+
+static void state_lease_done(StateLease *l) {
+        free(l->owner);
+        free(l->credential);
+        free(l->lease_id);
+        free(l->accessor);
+        free(l->cgroup);
+        *l = (StateLease) {};
+}
+
+void state_table_done(StateTable *t) {
+        for (size_t i = 0; i < t->n_leases; i++)
+                state_lease_done(&t->leases[i]);
+        free(t->leases);
+        *t = (StateTable) {};
+}
+
+/**
+ * state_table_add() - append an empty entry
+ *
+ * Return: 0 or -ENOMEM
+ */
+int state_table_add(StateTable *t, StateLease **ret) {
+        StateLease *a = reallocarray(t->leases, t->n_leases + 1, sizeof(StateLease));
+
+        if (!a)
+                return -ENOMEM;
+        t->leases = a;
+        a[t->n_leases] = (StateLease) {};
+        *ret = &a[t->n_leases++];
+        return 0;
+}
+
+static int add(json_object *o, const char *key, json_object *v) {
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int add_str(json_object *o, const char *key, const char *v) {
+        return v ? add(o, key, json_object_new_string(v)) : 0;
+}
+
+static int add_u64(json_object *o, const char *key, uint64_t v) {
+        return v ? add(o, key, json_object_new_int64((int64_t) MIN(v, (uint64_t) INT64_MAX))) : 0;
+}
+
+/**
+ * state_table_to_json() - the table file's text
+ *
+ * Return: 0 or -ENOMEM
+ */
+int state_table_to_json(const StateTable *t, char **ret) {
+        json_object *root, *arr;
+        char *text = NULL;
+        int r = -ENOMEM;
+
+        root = json_object_new_object();
+        if (!root)
+                return -ENOMEM;
+        arr = json_object_new_array();
+        if (add(root, "version", json_object_new_int(STATE_VERSION)) < 0 || add(root, "leases", arr) < 0)
+                goto out;
+        for (size_t i = 0; i < t->n_leases; i++) {
+                const StateLease *l = &t->leases[i];
+                json_object *e = json_object_new_object();
+
+                if (!e || json_object_array_add(arr, e) < 0) {
+                        json_object_put(e);
+                        goto out;
+                }
+                if (add_str(e, "owner", l->owner) < 0 || add_str(e, "credential", l->credential) < 0 ||
+                    add_str(e, "lease_id", l->lease_id) < 0 || add_str(e, "accessor", l->accessor) < 0 ||
+                    add_str(e, "cgroup", l->cgroup) < 0 || add_u64(e, "issued_usec", l->issued) < 0 ||
+                    add_u64(e, "renewed_usec", l->renewed) < 0 || add_u64(e, "expires_usec", l->expires) < 0 ||
+                    add_u64(e, "ttl_usec", l->ttl) < 0 || add_u64(e, "token_expires_usec", l->token_expires) < 0 ||
+                    add_u64(e, "last_used_usec", l->last_used) < 0 || add_u64(e, "renewals", l->renewals) < 0 ||
+                    add(e, "renewable", json_object_new_boolean(l->renewable)) < 0 ||
+                    add(e, "capped", json_object_new_boolean(l->capped)) < 0 ||
+                    add(e, "retiree", json_object_new_boolean(l->retiree)) < 0 ||
+                    add(e, "no_data", json_object_new_boolean(l->no_data)) < 0)
+                        goto out;
+        }
+        text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        if (text) {
+                *ret = text;
+                r = 0;
+        }
+out:
+        json_object_put(root);
+        return r;
+}
+
+static int get_str(json_object *o, const char *key, bool required, char **ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+                return required ? -EBADMSG : 0;
+        if (!json_object_is_type(v, json_type_string))
+                return -EBADMSG;
+        *ret = strdup(json_object_get_string(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int get_u64(json_object *o, const char *key, uint64_t *ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v))
+                return 0;
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+                return -EBADMSG;
+        *ret = (uint64_t) json_object_get_int64(v);
+        return 0;
+}
+
+static bool get_bool(json_object *o, const char *key) {
+        json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_boolean) &&
+               json_object_get_boolean(v);
+}
+
+/**
+ * state_table_from_json() - parse the table file; entries without owner or credential are an error
+ *
+ * Return: 0, -EBADMSG (not a table of this version), -ENOMEM
+ */
+int state_table_from_json(const char *text, StateTable *ret) {
+        StateTable t = {};
+        json_object *root, *arr, *v;
+        int r = -EBADMSG;
+
+        root = json_tokener_parse(text);
+        if (!root || !json_object_is_type(root, json_type_object) ||
+            !json_object_object_get_ex(root, "version", &v) || !json_object_is_type(v, json_type_int) ||
+            json_object_get_int(v) != STATE_VERSION ||
+            !json_object_object_get_ex(root, "leases", &arr) || !json_object_is_type(arr, json_type_array))
+                goto out;
+
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *e = json_object_array_get_idx(arr, i);
+                StateLease *l;
+                uint64_t renewals = 0;
+
+                if (!json_object_is_type(e, json_type_object)) {
+                        r = -EBADMSG;
+                        goto out;
+                }
+                r = state_table_add(&t, &l);
+                if (r < 0)
+                        goto out;
+                if ((r = get_str(e, "owner", true, &l->owner)) < 0 ||
+                    (r = get_str(e, "credential", true, &l->credential)) < 0 ||
+                    (r = get_str(e, "lease_id", false, &l->lease_id)) < 0 ||
+                    (r = get_str(e, "accessor", false, &l->accessor)) < 0 ||
+                    (r = get_str(e, "cgroup", false, &l->cgroup)) < 0 ||
+                    (r = get_u64(e, "issued_usec", &l->issued)) < 0 ||
+                    (r = get_u64(e, "renewed_usec", &l->renewed)) < 0 ||
+                    (r = get_u64(e, "expires_usec", &l->expires)) < 0 ||
+                    (r = get_u64(e, "ttl_usec", &l->ttl)) < 0 ||
+                    (r = get_u64(e, "token_expires_usec", &l->token_expires)) < 0 ||
+                    (r = get_u64(e, "last_used_usec", &l->last_used)) < 0 ||
+                    (r = get_u64(e, "renewals", &renewals)) < 0)
+                        goto out;
+                l->renewals = (unsigned) MIN(renewals, (uint64_t) UINT32_MAX);
+                l->renewable = get_bool(e, "renewable");
+                l->capped = get_bool(e, "capped");
+                l->retiree = get_bool(e, "retiree");
+                l->no_data = get_bool(e, "no_data");
+                if (strncmp(l->owner, "uid:", 4) != 0 && strncmp(l->owner, "unit:", 5) != 0) {
+                        r = -EBADMSG;
+                        goto out;
+                }
+        }
+        *ret = t;
+        t = (StateTable) {};
+        r = 0;
+out:
+        json_object_put(root);
+        state_table_done(&t);
+        return r;
+}
+
+/* ---- the secrets handover ---- */
+
+void state_secrets_done(StateSecrets *s) {
+        for (size_t i = 0; i < s->n_secrets; i++) {
+                free(s->secrets[i].owner);
+                free(s->secrets[i].credential);
+                free(s->secrets[i].lease_id);
+                secret_free(s->secrets[i].data);
+        }
+        free(s->secrets);
+        secret_free(s->token);
+        *s = (StateSecrets) {};
+}
+
+int state_secrets_add(StateSecrets *s, StateSecret **ret) {
+        StateSecret *a = reallocarray(s->secrets, s->n_secrets + 1, sizeof(StateSecret));
+
+        if (!a)
+                return -ENOMEM;
+        s->secrets = a;
+        a[s->n_secrets] = (StateSecret) {};
+        *ret = &a[s->n_secrets++];
+        return 0;
+}
+
+/* Wipe every string inside a json-c tree before it is released: json-c frees without wiping. */
+static void json_wipe(json_object *o) {
+        if (!o)
+                return;
+        if (json_object_is_type(o, json_type_string))
+                explicit_bzero_safe((char *) json_object_get_string(o), (size_t) json_object_get_string_len(o));
+        else if (json_object_is_type(o, json_type_object)) {
+                json_object_object_foreach(o, k, v) {
+                        (void) k;
+                        json_wipe(v);
+                }
+        } else if (json_object_is_type(o, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        json_wipe(json_object_array_get_idx(o, i));
+}
+
+static json_object *new_secret_string(const Secret *s) {
+        return json_object_new_string_len(secret_get(s), (int) secret_size(s));
+}
+
+/**
+ * state_secrets_serialize() - the memfd's content, in the locked arena
+ *
+ * Return: 0 or -ENOMEM
+ */
+int state_secrets_serialize(const StateSecrets *s, Secret **ret) {
+        json_object *root, *arr;
+        const char *text;
+        int r = -ENOMEM;
+
+        root = json_object_new_object();
+        if (!root)
+                return -ENOMEM;
+        arr = json_object_new_array();
+        if (add(root, "secrets", arr) < 0 || add_u64(root, "generation", s->generation) < 0)
+                goto out;
+        if (s->token && add(root, "token", new_secret_string(s->token)) < 0)
+                goto out;
+        for (size_t i = 0; i < s->n_secrets; i++) {
+                const StateSecret *x = &s->secrets[i];
+                json_object *e = json_object_new_object();
+
+                if (!e || json_object_array_add(arr, e) < 0) {
+                        json_object_put(e);
+                        goto out;
+                }
+                if (add_str(e, "owner", x->owner) < 0 || add_str(e, "credential", x->credential) < 0 ||
+                    add_str(e, "lease_id", x->lease_id) < 0 || add(e, "data", new_secret_string(x->data)) < 0)
+                        goto out;
+        }
+        text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+        if (text) {
+                r = secret_new(text, strlen(text), ret);
+                explicit_bzero_safe((char *) text, strlen(text));
+        }
+out:
+        json_wipe(root);
+        json_object_put(root);
+        return r;
+}
+
+/**
+ * state_secrets_parse() - read a handover memfd's content
+ *
+ * Return: 0, -EBADMSG, -ENOMEM
+ */
+int state_secrets_parse(const char *text, size_t size, StateSecrets *ret) {
+        StateSecrets s = {};
+        struct json_tokener *tok;
+        json_object *root, *arr, *v;
+        uint64_t gen = 0;
+        int r = -EBADMSG;
+
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        root = json_tokener_parse_ex(tok, text, (int) MIN(size, (size_t) INT32_MAX));
+        if (json_tokener_get_error(tok) != json_tokener_success) {
+                json_wipe(root);
+                json_object_put(root);
+                root = NULL;
+        }
+        json_tokener_free(tok);
+        if (!root || !json_object_is_type(root, json_type_object) ||
+            !json_object_object_get_ex(root, "secrets", &arr) || !json_object_is_type(arr, json_type_array) ||
+            get_u64(root, "generation", &gen) < 0)
+                goto out;
+        s.generation = gen;
+        if (json_object_object_get_ex(root, "token", &v)) {
+                if (!json_object_is_type(v, json_type_string))
+                        goto out;
+                r = secret_new(json_object_get_string(v), (size_t) json_object_get_string_len(v), &s.token);
+                if (r < 0)
+                        goto out;
+                r = -EBADMSG;
+        }
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *e = json_object_array_get_idx(arr, i), *d;
+                StateSecret *x;
+
+                if (!json_object_is_type(e, json_type_object) || !json_object_object_get_ex(e, "data", &d) ||
+                    !json_object_is_type(d, json_type_string)) {
+                        r = -EBADMSG;
+                        goto out;
+                }
+                r = state_secrets_add(&s, &x);
+                if (r < 0)
+                        goto out;
+                if ((r = get_str(e, "owner", true, &x->owner)) < 0 ||
+                    (r = get_str(e, "credential", true, &x->credential)) < 0 ||
+                    (r = get_str(e, "lease_id", false, &x->lease_id)) < 0 ||
+                    (r = secret_new(json_object_get_string(d), (size_t) json_object_get_string_len(d), &x->data)) < 0)
+                        goto out;
+        }
+        *ret = s;
+        s = (StateSecrets) {};
+        r = 0;
+out:
+        json_wipe(root);
+        json_object_put(root);
+        state_secrets_done(&s);
+        return r;
+}
+
+static bool streq_null(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/**
+ * state_secrets_find() - the handed-over data of one table entry (same owner, credential, lease id)
+ */
+const StateSecret *state_secrets_find(const StateSecrets *s, const char *owner, const char *credential,
+                                      const char *lease_id) {
+        for (size_t i = 0; s && i < s->n_secrets; i++)
+                if (strcmp(s->secrets[i].owner, owner) == 0 && strcmp(s->secrets[i].credential, credential) == 0 &&
+                    streq_null(s->secrets[i].lease_id, lease_id))
+                        return &s->secrets[i];
+        return NULL;
+}
+
+/**
+ * state_lease_verdict() - what a restarted broker does with a restored lease
+ * @l:                 the entry
+ * @now_realtime:      now
+ * @idle_release_usec: [broker] idle_release_sec (0 = never)
+ * @unit_running:      for a unit's lease: 1 its cgroup is populated, 0 not, negative unknown
+ *
+ * Replaced leases are revoked. A lease (or its token) that has ended is dropped. A unit's lease is kept
+ * while the unit runs (unknown counts as running: revoking under a live service is the worse mistake).
+ * A user's lease is kept unless it was idle past idle_release_sec already (its idle clock then restarts).
+ */
+StateVerdict state_lease_verdict(const StateLease *l, usec_t now_realtime, usec_t idle_release_usec,
+                                 int unit_running) {
+        if (l->lease_id && ((l->expires > 0 && l->expires <= now_realtime) ||
+                            (l->token_expires > 0 && l->token_expires <= now_realtime)))
+                return STATE_DROP;
+        if (l->retiree)
+                return l->lease_id ? STATE_REVOKE : STATE_DROP;
+        if (strncmp(l->owner, "unit:", 5) == 0)
+                return unit_running == 0 ? (l->lease_id ? STATE_REVOKE : STATE_DROP) : STATE_KEEP;
+        if (idle_release_usec > 0 && l->last_used > 0 && usec_add(l->last_used, idle_release_usec) <= now_realtime)
+                return l->lease_id ? STATE_REVOKE : STATE_DROP;
+        return STATE_KEEP;
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The lease table a restarted vleased picks up (DESIGN.md, "Restart"), and the secrets handed over in
+ * the fd store: pure (de)serialisation and the keep-or-revoke decision. See state.c.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/time-util.h"
+
+typedef struct Secret Secret;
+
+/* One lease (or replaced lease waiting for its revoke). Times are CLOCK_REALTIME usec, 0 = unknown. */
+typedef struct StateLease {
+        char *owner;            /* "uid:1000" or "unit:app.service" */
+        char *credential;
+        char *lease_id;         /* NULL for a static secret (KV) */
+        char *accessor;         /* of the token that created it */
+        char *cgroup;           /* unit leases: the unit's cgroup2 path */
+        usec_t issued;          /* first read */
+        usec_t renewed;         /* receipt of the answer that set `expires` */
+        usec_t expires;         /* the lease's own end (not the token's); 0 for a static secret */
+        usec_t ttl;
+        usec_t token_expires;   /* end of the creating token; 0 unknown or never */
+        usec_t last_used;
+        unsigned renewals;
+        bool renewable;
+        bool capped;
+        bool retiree;           /* replaced: only to be revoked */
+        bool no_data;           /* restored without its secret: renewed, never handed out */
+} StateLease;
+
+typedef struct StateTable {
+        StateLease *leases;
+        size_t n_leases;
+} StateTable;
+
+/* The fd-store handover: the broker token and the secret values, keyed like the table. */
+typedef struct StateSecret {
+        char *owner;
+        char *credential;
+        char *lease_id;         /* which answer the data belongs to */
+        Secret *data;           /* JSON text of the secret's data */
+} StateSecret;
+
+typedef struct StateSecrets {
+        uint64_t generation;
+        Secret *token;
+        StateSecret *secrets;
+        size_t n_secrets;
+} StateSecrets;
+
+typedef enum StateVerdict {
+        STATE_KEEP,             /* the owner lives on: keep renewing */
+        STATE_REVOKE,           /* nobody holds it any more */
+        STATE_DROP,             /* already ended: nothing to do */
+} StateVerdict;
+
+void state_table_done(StateTable *t);
+int state_table_add(StateTable *t, StateLease **ret);
+int state_table_to_json(const StateTable *t, char **ret);
+int state_table_from_json(const char *text, StateTable *ret);
+
+void state_secrets_done(StateSecrets *s);
+int state_secrets_add(StateSecrets *s, StateSecret **ret);
+int state_secrets_serialize(const StateSecrets *s, Secret **ret);
+int state_secrets_parse(const char *text, size_t size, StateSecrets *ret);
+const StateSecret *state_secrets_find(const StateSecrets *s, const char *owner, const char *credential,
+                                      const char *lease_id);
+
+StateVerdict state_lease_verdict(const StateLease *l, usec_t now_realtime, usec_t idle_release_usec,
+                                 int unit_running);

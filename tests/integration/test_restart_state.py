@@ -1,0 +1,79 @@
+"""Restart without systemd (--listen, --state-dir): the lease table alone, no fd store.
+
+After kill -9 the next process reloads the table: a user's lease that was not idle is kept and renewed
+(never handed out again: without the secret handover the next Get gets a fresh credential), the token
+that created it is kept alive by accessor, and Release revokes old and new; a lease that was already
+idle is revoked at start. Nothing is orphaned in Vault and nothing still held is revoked."""
+import json
+import os
+import time
+
+from broker import wait_for
+
+
+def start_with_state(make_broker, tmp_path, broker_section=""):
+    b = make_broker(broker_section=broker_section, start=False)
+    state = str(tmp_path / "state")
+    os.mkdir(state, 0o700)
+    b.start(args=["--state-dir", state])
+    return b, state
+
+
+def test_kill9_keeps_renewing_the_held_lease_and_release_revokes_it(make_broker, vaultdev, pg, tmp_path):
+    b, state = start_with_state(make_broker, tmp_path, "idle_release_sec = 3600")
+    rc, old, err = b.get("vlalice", "db-reader")
+    assert rc == 0, err
+    table = json.load(open(os.path.join(state, "leases.json")))
+    assert len(table["leases"]) == 1 and table["leases"][0]["owner"].startswith("uid:"), table
+    text = open(os.path.join(state, "leases.json")).read()
+    assert old["data"]["password"] not in text, "a secret reached the state file"
+    assert oct(os.stat(os.path.join(state, "leases.json")).st_mode & 0o777) == "0o600"
+
+    b.kill()
+    vaultdev.clear_requests()
+    b.start(args=["--state-dir", state])
+    assert "Restored 'db-reader' of uid:" in b.log()
+    # the old token is kept alive by accessor, the lease by renewal
+    wait_for(lambda: vaultdev.requests("auth/token/renew-accessor"), 15, what="a renew-accessor call")
+    ok, err = pg.login(old["data"]["username"], old["data"]["password"])
+    assert ok, err
+    # no secret handover: a fresh credential for the next Get; the old lease lives on until released
+    rc, new, err = b.get("vlalice", "db-reader")
+    assert rc == 0, err
+    assert new["data"]["username"] != old["data"]["username"]
+    st = b.call("root", "io.vlease.Broker.Status")["parameters"]
+    assert sum(1 for h in st["held"] if h["credential"] == "db-reader") == 2, st
+    r = b.vlease("vlalice", "release", "db-reader")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: not pg.role_exists(old["data"]["username"]) and not pg.role_exists(new["data"]["username"]),
+             15, what="both roles to be dropped after Release")
+
+
+def test_lease_idle_before_the_crash_is_revoked_at_start(make_broker, vaultdev, pg, tmp_path):
+    b, state = start_with_state(make_broker, tmp_path, "idle_release_sec = 2")
+    rc, old, err = b.get("vlalice", "db-reader")
+    assert rc == 0, err
+    b.kill()
+    # let it become idle while no broker runs (a deadline on the clock: nothing else to poll)
+    deadline = time.monotonic() + 2.5
+    wait_for(lambda: time.monotonic() > deadline, 5, what="the idle period to pass")
+    b.start(args=["--state-dir", state])
+    assert "'db-reader' of uid:" in b.log() and "is no longer held: revoking it" in b.log()
+    wait_for(lambda: not pg.role_exists(old["data"]["username"]), 15, what="the idle lease to be revoked")
+    wait_for(lambda: json.load(open(os.path.join(state, "leases.json")))["leases"] == [], 10,
+             what="the table to empty")
+
+
+def test_clean_stop_keeps_leases_for_the_next_start(make_broker, vaultdev, pg, tmp_path):
+    """revoke_on_stop = no (the default): a stop leaves the lease in the table and in Vault."""
+    b, state = start_with_state(make_broker, tmp_path)
+    rc, old, err = b.get("vlalice", "db-reader")
+    assert rc == 0, err
+    b.stop()
+    assert len(json.load(open(os.path.join(state, "leases.json")))["leases"]) == 1
+    assert pg.role_exists(old["data"]["username"])
+    b.start(args=["--state-dir", state])
+    assert "Restored 'db-reader'" in b.log()
+    r = b.vlease("vlalice", "release", "db-reader")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: not pg.role_exists(old["data"]["username"]), 15, what="the role to be dropped")

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#undef NDEBUG
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/state.h"
+#include "common/secret.h"
+
+#define S(x) (x * USEC_PER_SEC)
+
+static void test_table_roundtrip(void **state) {
+        StateTable t = {}, u = {};
+        StateLease *e;
+        char *text = NULL;
+
+        assert_int_equal(state_table_add(&t, &e), 0);
+        e->owner = strdup("uid:1000");
+        e->credential = strdup("db");
+        e->lease_id = strdup("database/creds/reader/abc");
+        e->accessor = strdup("acc1");
+        e->issued = S(100);
+        e->renewed = S(200);
+        e->expires = S(300);
+        e->ttl = S(100);
+        e->token_expires = S(4000);
+        e->last_used = S(250);
+        e->renewals = 3;
+        e->renewable = true;
+        assert_int_equal(state_table_add(&t, &e), 0);
+        e->owner = strdup("unit:app.service");
+        e->credential = strdup("db");
+        e->cgroup = strdup("/system.slice/app.service");
+        e->retiree = true;
+        e->lease_id = strdup("x");
+
+        assert_int_equal(state_table_to_json(&t, &text), 0);
+        assert_null(strstr(text, "password"));
+        assert_int_equal(state_table_from_json(text, &u), 0);
+        assert_int_equal(u.n_leases, 2);
+        assert_string_equal(u.leases[0].owner, "uid:1000");
+        assert_string_equal(u.leases[0].lease_id, "database/creds/reader/abc");
+        assert_string_equal(u.leases[0].accessor, "acc1");
+        assert_null(u.leases[0].cgroup);
+        assert_true(u.leases[0].expires == S(300) && u.leases[0].renewed == S(200) && u.leases[0].ttl == S(100));
+        assert_true(u.leases[0].token_expires == S(4000) && u.leases[0].last_used == S(250));
+        assert_int_equal(u.leases[0].renewals, 3);
+        assert_true(u.leases[0].renewable && !u.leases[0].retiree);
+        assert_string_equal(u.leases[1].cgroup, "/system.slice/app.service");
+        assert_true(u.leases[1].retiree);
+        free(text);
+        state_table_done(&t);
+        state_table_done(&u);
+
+        assert_int_equal(state_table_from_json("{\"version\":2,\"leases\":[]}", &u), -EBADMSG);
+        assert_int_equal(state_table_from_json("{\"version\":1,\"leases\":[{\"owner\":\"x\",\"credential\":\"c\"}]}", &u),
+                         -EBADMSG);
+        assert_int_equal(state_table_from_json("{\"version\":1,\"leases\":[{\"credential\":\"c\"}]}", &u), -EBADMSG);
+        assert_int_equal(state_table_from_json("nope", &u), -EBADMSG);
+        assert_int_equal(state_table_from_json("{\"version\":1,\"leases\":[]}", &u), 0);
+        assert_int_equal(u.n_leases, 0);
+        state_table_done(&u);
+}
+
+static void test_secrets_roundtrip(void **state) {
+        StateSecrets s = {}, u = {};
+        StateSecret *x;
+        Secret *blob = NULL;
+        const StateSecret *f;
+
+        s.generation = 7;
+        assert_int_equal(secret_new_string("hvs.token", &s.token), 0);
+        assert_int_equal(state_secrets_add(&s, &x), 0);
+        x->owner = strdup("uid:1000");
+        x->credential = strdup("db");
+        x->lease_id = strdup("L1");
+        assert_int_equal(secret_new_string("{\"username\":\"u\",\"password\":\"p\\\"q\"}", &x->data), 0);
+        assert_int_equal(state_secrets_add(&s, &x), 0);
+        x->owner = strdup("uid:1001");
+        x->credential = strdup("kv");
+        assert_int_equal(secret_new_string("{}", &x->data), 0);
+
+        assert_int_equal(state_secrets_serialize(&s, &blob), 0);
+        assert_int_equal(state_secrets_parse(secret_get(blob), secret_size(blob), &u), 0);
+        assert_int_equal(u.generation, 7);
+        assert_string_equal(secret_get(u.token), "hvs.token");
+        f = state_secrets_find(&u, "uid:1000", "db", "L1");
+        assert_non_null(f);
+        assert_string_equal(secret_get(f->data), "{\"username\":\"u\",\"password\":\"p\\\"q\"}");
+        assert_null(state_secrets_find(&u, "uid:1000", "db", "L2"));
+        assert_null(state_secrets_find(&u, "uid:1000", "db", NULL));
+        assert_non_null(state_secrets_find(&u, "uid:1001", "kv", NULL));
+        secret_free(blob);
+        state_secrets_done(&s);
+        state_secrets_done(&u);
+
+        assert_int_equal(state_secrets_parse("{\"secrets\":[{\"owner\":\"a\"}]}", 26, &u), -EBADMSG);
+        assert_int_equal(state_secrets_parse("{\"secr", 6, &u), -EBADMSG);
+}
+
+static void test_verdict(void **state) {
+        StateLease l = { .owner = (char *) "uid:1000", .credential = (char *) "db", .lease_id = (char *) "L",
+                         .expires = S(1000), .token_expires = S(5000), .last_used = S(500) };
+
+        assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1), STATE_KEEP);
+        /* idle past idle_release_sec before the restart: revoked */
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), -1), STATE_REVOKE);
+        assert_int_equal(state_lease_verdict(&l, S(600), 0, -1), STATE_KEEP);
+        /* ended, or its token did */
+        assert_int_equal(state_lease_verdict(&l, S(1000), S(3600), -1), STATE_DROP);
+        l.token_expires = S(550);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1), STATE_DROP);
+        l.token_expires = 0;
+        l.retiree = true;
+        assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1), STATE_REVOKE);
+        l.retiree = false;
+        /* units: kept while running (or unknown), never idle-released */
+        l.owner = (char *) "unit:app.service";
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), 1), STATE_KEEP);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), -EIO), STATE_KEEP);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), 0), STATE_REVOKE);
+        /* a static secret: nothing to revoke */
+        l.lease_id = NULL;
+        l.expires = 0;
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), 0), STATE_DROP);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_table_roundtrip),
+                cmocka_unit_test(test_secrets_roundtrip),
+                cmocka_unit_test(test_verdict),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
