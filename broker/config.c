@@ -25,6 +25,7 @@
 #include "broker/config.h"
 #include "broker/format.h"
 #include "common/memory-util.h"
+#include "common/net-util.h"
 
 #define CONFIG_LINE_MAX 200             /* Debian's inih: INI_MAX_LINE */
 #define CONFIG_SEC_MAX (10ULL * 365ULL * 24ULL * 3600ULL)
@@ -452,9 +453,9 @@ static bool has_control_or_space(const char *v) {
 }
 
 static bool url_host_is_loopback(const char *host, size_t n) {
-        if ((n == 9 && strncasecmp(host, "localhost", 9) == 0) || (n == 5 && strncmp(host, "[::1]", 5) == 0))
-                return true;
-        return n >= 4 && strncmp(host, "127.", 4) == 0;
+        _cleanup_free_ char *h = strndup(host, n);
+
+        return h && host_is_loopback(h);
 }
 
 /* http(s)://host[:port][/prefix]; returns the host's start and length. */

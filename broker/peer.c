@@ -639,6 +639,22 @@ static void peer_update_io(Peer *p) {
         (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_ON);
 }
 
+/* SO_PEERGROUPS lists the supplementary groups only; a process whose primary group is the allowed
+ * one (setpriv --regid, newgrp) belongs to it as much. */
+static int peer_add_primary_gid(Peer *p) {
+        gid_t *g;
+
+        for (size_t i = 0; i < p->n_gids; i++)
+                if (p->gids[i] == p->ucred.gid)
+                        return 0;
+        g = reallocarray(p->gids, p->n_gids + 1, sizeof(gid_t));
+        if (!g)
+                return -ENOMEM;
+        g[p->n_gids++] = p->ucred.gid;
+        p->gids = g;
+        return 0;
+}
+
 /**
  * peer_new() - take over an accepted connection
  * @m: the manager
@@ -674,6 +690,12 @@ int peer_new(Manager *m, int fd, Peer **ret) {
         if (r < 0) {
                 free(p);
                 return log_warning_errno(r, "Failed to read the peer's groups: %m");
+        }
+        r = peer_add_primary_gid(p);
+        if (r < 0) {
+                free(p->gids);
+                free(p);
+                return log_oom();
         }
 
         a = manager_account(m, p->ucred.uid);

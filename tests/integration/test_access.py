@@ -118,3 +118,16 @@ def test_broker_unreachable_exit_code(tmp_path):
 def pwd_uid(name):
     import pwd
     return pwd.getpwnam(name).pw_uid
+
+
+def test_primary_group_counts(make_broker):
+    """A process whose primary gid is an allowed group is allowed, though SO_PEERGROUPS omits it."""
+    import grp
+    b = make_broker()
+    gid = grp.getgrnam("vldbusers").gr_gid
+    argv = ["setpriv", "--reuid=vlcarol", f"--regid={gid}", "--clear-groups", "--",
+            __import__("broker").VLEASE, "--socket", b.socket, "get", "db-reader", "--field", "username"]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = b.vlease("vlcarol", "get", "db-reader")
+    assert r.returncode == 4
