@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,44 @@ static const char *json_timestamp(json_object *o, const char *key, char buf[stat
         return format_timestamp(buf, FORMAT_TIMESTAMP_MAX, (usec_t) t) ?: "-";
 }
 
+/* For the one-line-per-field view: control characters are shown C-escaped, so that a value can
+ * neither pass for another field's line nor drive the terminal. --field and --json give raw values. */
+static void print_escaped(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) s[i];
+
+                if (c == '\n')
+                        fputs("\\n", stdout);
+                else if (c == '\t')
+                        fputs("\\t", stdout);
+                else if (c == '\\')
+                        fputs("\\\\", stdout);
+                else if (c < ' ' || c == 0x7f)
+                        printf("\\x%02x", c);
+                else
+                        fputc(c, stdout);
+        }
+}
+
+/* "uid:1000" as "uid:1000 (alice)" when the uid has a name here. */
+static const char *owner_text(const char *owner, char *buf, size_t size) {
+        struct passwd *pw;
+        unsigned long uid;
+        char *end;
+
+        if (strncmp(owner, "uid:", 4) != 0)
+                return owner;
+        errno = 0;
+        uid = strtoul(owner + 4, &end, 10);
+        if (errno != 0 || *end || end == owner + 4)
+                return owner;
+        pw = getpwuid((uid_t) uid);
+        if (!pw)
+                return owner;
+        (void) snprintf(buf, size, "%s (%s)", owner, pw->pw_name);
+        return buf;
+}
+
 static int verb_get(json_object *params, const char *name) {
         json_object *cred = NULL, *data = NULL, *formatted = NULL, *v;
 
@@ -222,8 +261,9 @@ static int verb_get(json_object *params, const char *name) {
                 s = value_text(val, &n);
                 if (!s)
                         return EXIT_OTHER;
-                printf("%s: ", k);
-                fwrite(s, 1, n, stdout);
+                print_escaped(k, strlen(k));
+                fputs(": ", stdout);
+                print_escaped(s, n);
                 fputc('\n', stdout);
         }
         return EXIT_SUCCESS;
@@ -237,19 +277,19 @@ static void print_held(json_object *held) {
                 return;
         }
 
-        printf("%-24s %-20s %-13s %-23s %s\n", "CREDENTIAL", "OWNER", "STATE", "EXPIRES", "RENEWALS");
+        printf("%-24s %-28s %-13s %-23s %s\n", "CREDENTIAL", "OWNER", "STATE", "EXPIRES", "RENEWALS");
         for (size_t i = 0; i < n; i++) {
                 json_object *h = json_object_array_get_idx(held, i), *v;
-                char ts[FORMAT_TIMESTAMP_MAX];
+                char ts[FORMAT_TIMESTAMP_MAX], owner[96];
                 int64_t renewals = 0;
 
                 if (!h || !json_object_is_type(h, json_type_object))
                         continue;
                 if (json_object_object_get_ex(h, "renewals", &v) && v && json_object_is_type(v, json_type_int))
                         renewals = json_object_get_int64(v);
-                printf("%-24s %-20s %-13s %-23s %lld\n",
+                printf("%-24s %-28s %-13s %-23s %lld\n",
                        json_string_or(h, "credential", "?"),
-                       json_string_or(h, "owner", "?"),
+                       owner_text(json_string_or(h, "owner", "?"), owner, sizeof(owner)),
                        json_string_or(h, "state", "?"),
                        json_timestamp(h, "expires_usec", ts),
                        (long long) renewals);

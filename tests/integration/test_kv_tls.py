@@ -102,3 +102,17 @@ def test_plain_http_refused_to_non_loopback(make_broker):
     b.write_config()
     r = subprocess.run([VLEASED, "--config", b.config_path, "--check-config"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_plain_view_escapes_control_characters(make_broker, vaultdev):
+    """One line per field: a value cannot pass for another field or drive the terminal."""
+    ensure_mount(vaultdev, "secret", "1")
+    assert vaultdev.api("POST", "secret/odd", {"a": "x\nb: forged", "esc": "\x1b[31mred"})[0] in (200, 204)
+    b = make_broker(credentials="\n[credential odd]\npath = secret/odd\nallow_users = vlalice\n")
+    r = b.vlease("vlalice", "get", "odd")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["a: x\\nb: forged", "esc: \\x1b[31mred"]
+    r = b.vlease("vlalice", "get", "odd", "--field", "a")
+    assert r.stdout == "x\nb: forged\n"
+    r = b.vlease("vlalice", "list")
+    assert "(vlalice)" in r.stdout
