@@ -45,6 +45,7 @@
 #include "broker/config.h"
 #include "broker/credentials.h"
 #include "broker/lease.h"
+#include "broker/listen.h"
 #include "broker/log.h"
 #include "broker/manager.h"
 #include "broker/policy.h"
@@ -431,20 +432,20 @@ static int conn_check(CredentialConn *c, const CredentialConfig **ret) {
 
 /**
  * credentials_accept() - accept and serve (or refuse) one LoadCredential= connection
+ * @m: the manager
+ * @s: the listening socket's event source (paused when out of file descriptors)
+ * @listen_fd: the listening socket
  *
  * Return: 0 (failures are logged; the listening socket keeps being served)
  */
-int credentials_accept(Manager *m, int listen_fd) {
+int credentials_accept(Manager *m, sd_event_source *s, int listen_fd) {
         const CredentialConfig *cred = NULL;
         CredentialConn *c;
         int fd, r;
 
-        fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        log_warning_errno(errno, "Failed to accept a LoadCredential= connection: %m");
+        fd = listen_accept(s, listen_fd, "LoadCredential=");
+        if (fd < 0)
                 return 0;
-        }
         c = calloc(1, sizeof(*c));
         if (!c) {
                 safe_close(fd);

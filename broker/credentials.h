@@ -6,9 +6,11 @@
  * and reads the credential until EOF. See credentials.c.
  */
 
+#include <systemd/sd-event.h>
+
 typedef struct CredentialConn CredentialConn;
 typedef struct Manager Manager;
 
-int credentials_accept(Manager *m, int listen_fd);
+int credentials_accept(Manager *m, sd_event_source *s, int listen_fd);
 CredentialConn *credential_conn_free(CredentialConn *c);
 void credentials_free_all(Manager *m);

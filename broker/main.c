@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -186,10 +188,35 @@ static int load_config(Config **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to resolve the users and groups in %s: %m", arg_config);
         for (char **u = unknown; u && *u; u++)
-                log_warning("%s: unknown user or group '%s' ignored.", arg_config, *u);
+                log_warning("%s: %s", arg_config, *u);
 
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+/* Every connection is a file descriptor and root alone may hold max_connections_root of them: raise
+ * the soft limit to the hard one, as systemd does for itself (sd-event uses epoll, not select). */
+static void bump_nofile_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_debug_errno(errno, "Failed to raise RLIMIT_NOFILE, ignoring: %m");
+}
+
+/* With --listen the sockets are ours: remove them on exit, so clients get "no such file" rather than
+ * "connection refused" from a stale node. */
+static void unlink_listen_sockets(void) {
+        char p[PATH_MAX];
+
+        if (!arg_listen)
+                return;
+        if (snprintf(p, sizeof(p), "%s/io.vlease.Broker", arg_listen) < (int) sizeof(p))
+                (void) unlink(p);
+        if (snprintf(p, sizeof(p), "%s/credentials", arg_listen) < (int) sizeof(p))
+                (void) unlink(p);
 }
 
 static int run(int argc, char *argv[]) {
@@ -211,12 +238,8 @@ static int run(int argc, char *argv[]) {
         r = load_config(&config);
         if (r < 0)
                 return r;
-        if (arg_check_config) {
-                config_free(config);
-                printf("%s: OK\n", arg_config);
-                return 0;
-        }
 
+        /* --check-config reads the login secrets too: a config is only good if the daemon can start. */
         r = config_load_secrets(config, getenv("CREDENTIALS_DIRECTORY"), &error);
         if (r < 0) {
                 config_free(config);
@@ -224,11 +247,18 @@ static int run(int argc, char *argv[]) {
                         log_error("%s", error);
                 return log_error_errno(r, "Failed to read the broker's Vault login secrets: %m");
         }
+        if (arg_check_config) {
+                config_free(config);
+                printf("%s: OK\n", arg_config);
+                return 0;
+        }
 
+        bump_nofile_limit();
         (void) signal(SIGPIPE, SIG_IGN);
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGHUP);
         (void) sigprocmask(SIG_BLOCK, &ss, NULL);
 
         r = manager_new(config, &m);
@@ -277,6 +307,7 @@ static int run(int argc, char *argv[]) {
         /* the final table and secrets for the next start; make sure PID 1 has them before we go */
         (void) restart_save(m);
         (void) sd_notify_barrier(false, 5 * USEC_PER_SEC);
+        unlink_listen_sockets();
         log_info("Stopped.");
         return r;
 }

@@ -18,6 +18,7 @@
 #include "broker/config.h"
 #include "broker/credentials.h"
 #include "broker/lease.h"
+#include "broker/listen.h"
 #include "broker/log.h"
 #include "broker/manager.h"
 #include "broker/peer.h"
@@ -111,18 +112,15 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         Peer *p;
         int cfd;
 
-        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        log_warning_errno(errno, "Failed to accept a connection: %m");
+        cfd = listen_accept(s, fd, "varlink");
+        if (cfd < 0)
                 return 0;
-        }
         (void) peer_new(m, cfd, &p);
         return 0;
 }
 
 static int on_accept_credentials(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        return credentials_accept(userdata, fd);
+        return credentials_accept(userdata, s, fd);
 }
 
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -164,6 +162,13 @@ void manager_stop(Manager *m) {
         }
         m->stopping = true;
         manager_check_stopped(m);
+}
+
+/* Operators and logrotate send SIGHUP out of habit; dying on it would drop every lease's upkeep. */
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_notice("SIGHUP: the configuration is read at start only; restart vleased to apply changes "
+                   "(leases are handed over to the next start).");
+        return 0;
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -210,6 +215,8 @@ int manager_new(Config *config, Manager **ret) {
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to handle signals: %m");
 
@@ -275,6 +282,9 @@ int manager_listen(Manager *m, int varlink_fd, int credentials_fd, bool own) {
         m->credentials_fd = credentials_fd;
         m->own_sockets = own;
 
+        r = listen_prepare(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to prepare the listening sockets: %m");
         r = sd_event_add_io(m->event, &m->varlink_source, varlink_fd, EPOLLIN, on_accept, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the varlink socket: %m");

@@ -31,6 +31,7 @@
 #include "broker/curl-glue.h"
 #include "broker/vault.h"
 #include "common/memory-util.h"
+#include "common/net-util.h"
 #include "common/secret.h"
 #include "common/time-util.h"
 
@@ -1213,30 +1214,6 @@ static void client_start_lookup(VaultClient *c) {
 }
 
 /* ---------------------------------------------------------------- client */
-
-static bool host_is_loopback(const char *host) {
-        struct in_addr a4;
-        struct in6_addr a6;
-        char buf[INET6_ADDRSTRLEN + 1];
-        size_t n;
-
-        if (!host)
-                return false;
-        if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0)
-                return true;
-        if (inet_pton(AF_INET, host, &a4) == 1)
-                return (ntohl(a4.s_addr) >> 24) == 127;
-
-        n = strlen(host);
-        if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof(buf)) {
-                memcpy(buf, host + 1, n - 2);
-                buf[n - 2] = 0;
-                host = buf;
-        }
-        if (inet_pton(AF_INET6, host, &a6) == 1)
-                return IN6_IS_ADDR_LOOPBACK(&a6);
-        return false;
-}
 
 /**
  * vault_client_new() - see vault.h

@@ -137,3 +137,40 @@ def test_connection_flood_by_one_user_spares_others(make_broker, tmp_path):
         flood.stdin.close()
         flood.wait(30)
     assert_still_serves(b)
+
+
+def test_out_of_file_descriptors_pauses_accepting(make_broker):
+    """At EMFILE the listening socket is paused, not spun on: no log flood, service resumes."""
+    b = make_broker()
+    subprocess.run(["prlimit", f"--pid={b.proc.pid}", "--nofile=48:48"], check=True)
+    log_before = len(b.log().splitlines())
+    conns = []
+    for _ in range(80):                 # root's allowance is far above the fd limit
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(b.socket)             # queued in the backlog even when accept() fails
+        conns.append(s)
+    cpu0 = cpu_seconds(b.proc.pid)
+    time.sleep(2)                       # measuring a rate over a fixed window, not waiting for an event
+    cpu = cpu_seconds(b.proc.pid) - cpu0
+    lines = b.log().splitlines()[log_before:]
+    accept_errors = [line for line in lines if "Failed to accept" in line]
+    assert 1 <= len(accept_errors) <= 20, f"{len(accept_errors)} accept errors logged in 2 s"
+    assert cpu < 0.5, f"vleased used {cpu:.2f}s of CPU in 2 s while out of file descriptors"
+    for s in conns:
+        s.close()
+    from broker import wait_for
+    wait_for(lambda: b.get("vlbob", "db-reader")[0] == 0, 10, interval=0.3, what="service after EMFILE")
+
+
+def test_sighup_does_not_kill(make_broker):
+    b = make_broker()
+    b.proc.send_signal(__import__("signal").SIGHUP)
+    assert_still_serves(b)
+    assert b.proc.poll() is None
+    assert "SIGHUP" in b.log()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
