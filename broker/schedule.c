@@ -11,9 +11,10 @@
  * - A renewable lease that ends before its token is renewed at about two thirds of the time left,
  *   with bounded jitter so that leases issued together do not renew together.
  * - Once a renewal returns less than it asked for (max TTL, mount ceiling), renewing is pointless:
- *   the expiry no longer moves. The same holds for non-renewable leases and for leases that outlive
- *   their token. Those get a replacement read at 80-85% of their remaining life, capped so that it
- *   lands well before the cutoff.
+ *   the expiry no longer moves: the replacement is read early in what is left (its first quarter),
+ *   so callers move to it long before the old one ends. Non-renewable leases and leases that
+ *   outlive their token get their replacement read at 80-85% of their remaining life, capped so
+ *   that it lands well before the cutoff.
  * - Secrets without a lease (KV) are re-read every refresh period and never renewed.
  * - Failures back off from 10 s, doubling to 5 min, jittered, and never further than half of what
  *   is left of the lease: the next try always happens before the end. When that leaves less than
@@ -186,6 +187,12 @@ ScheduleAction schedule_next(const LeaseTimes *t, usec_t now, unsigned attempt, 
                 when = t->issued + scale(span, pick(rnd, 600, 733));
                 if (cutoff > t->issued)
                         when = MIN(when, t->issued + scale(cutoff - t->issued, 900));
+        } else if (t->capped) {
+                /* The max TTL stopped the renewals: what is left is all this lease will ever have, so
+                 * fetch the replacement early in it (first quarter), leaving a long overlap in which
+                 * callers get the new answer, rather than handing the old one out to its last second. */
+                action = SCHEDULE_REPLACE;
+                when = t->issued + scale(span, pick(rnd, 0, 250));
         } else {
                 /* Renewing cannot help: fetch a replacement while the old answer still has margin. */
                 action = SCHEDULE_REPLACE;

@@ -235,6 +235,18 @@ static void test_capped_renewal(void **state) {
         assert_true(schedule_renewal_capped(S(10), S(5)));
         assert_false(schedule_renewal_capped(S(10), S(10)));
         assert_false(schedule_renewal_capped(S(10), S(11)));
+
+        /* A renewal capped with 9 s left of an 89 s life (ttl 30 s): the replacement is fetched in the
+         * first quarter of those 9 s, not at their end, so callers switch to it with time to spare. */
+        for (size_t i = 0; i < ELEMENTSOF(rnds); i++) {
+                LeaseTimes t = leased(S(80), S(30), true);
+                usec_t when;
+
+                t.expiry = S(89);
+                t.capped = true;
+                assert_int_equal(schedule_next(&t, S(80), 0, rnds[i], &when), SCHEDULE_REPLACE);
+                assert_true(when >= S(80) && when <= S(80) + S(9) / 4);
+        }
 }
 
 /*
