@@ -22,9 +22,11 @@
 #include "broker/log.h"
 #include "broker/manager.h"
 #include "broker/peer.h"
+#include "broker/policy.h"
 #include "broker/restart.h"
 #include "broker/unit-watch.h"
 #include "broker/vault.h"
+#include "common/memory-util.h"
 
 #define STOP_REVOKE_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
@@ -298,6 +300,33 @@ int manager_listen(Manager *m, int varlink_fd, int credentials_fd, bool own) {
                 (void) sd_event_source_set_description(m->credentials_source, "listen-credentials");
         }
         return 0;
+}
+
+#define POLICY_REFRESH_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+/**
+ * manager_policy_refresh() - look up again the names of @c that did not resolve
+ * @m: the manager
+ * @c: the credential a caller was just denied
+ *
+ * A user or group named in allow_users/allow_groups but created after the broker started is not
+ * known by uid yet. Called on a denial: when @c has such names, every credential's names are
+ * resolved again, at most every 10 s (NSS lookups are not free, and denials can be provoked).
+ *
+ * Return: true if the names were resolved again (the caller should check the policy once more)
+ */
+bool manager_policy_refresh(Manager *m, const CredentialConfig *c) {
+        _cleanup_strv_free_ char **unknown = NULL;
+        usec_t t = now(CLOCK_MONOTONIC);
+
+        if (c->n_allow_uids == strv_length(c->allow_users) && c->n_allow_gids == strv_length(c->allow_groups))
+                return false;
+        if (m->policy_refreshed != 0 && t < m->policy_refreshed + POLICY_REFRESH_INTERVAL_USEC)
+                return false;
+        m->policy_refreshed = t;
+        if (policy_resolve(m->config, &unknown) < 0)
+                return false;
+        return true;
 }
 
 /**

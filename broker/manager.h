@@ -15,6 +15,7 @@
 #include "common/time-util.h"
 
 typedef struct Config Config;
+typedef struct CredentialConfig CredentialConfig;
 typedef struct CredentialConn CredentialConn;
 typedef struct Lease Lease;
 typedef struct Peer Peer;
@@ -60,6 +61,7 @@ typedef struct Manager {
         unsigned n_stop_pending;
         sd_event_source *stop_timer;
         sd_event_source *idle_source;
+        usec_t policy_refreshed;                /* last re-resolution of unresolved names (monotonic) */
 } Manager;
 
 int manager_new(Config *config, Manager **ret);
@@ -74,6 +76,8 @@ int manager_start(Manager *m);
 void manager_update_status(Manager *m);
 void manager_stop(Manager *m);
 void manager_check_stopped(Manager *m);
+
+bool manager_policy_refresh(Manager *m, const CredentialConfig *c);
 
 UidAccount *manager_account(Manager *m, uid_t uid);
 void manager_account_gc(Manager *m);

@@ -243,7 +243,8 @@ static int lookup_credential(Peer *p, json_object *params, const CredentialConfi
                 r = peer_error_string(p, INTERFACE ".NoSuchCredential", "name", name);
                 return r < 0 ? r : 0;
         }
-        if (!policy_allows(c, p->ucred.uid, p->gids, p->n_gids)) {
+        if (!policy_allows(c, p->ucred.uid, p->gids, p->n_gids) &&
+            !(manager_policy_refresh(p->manager, c) && policy_allows(c, p->ucred.uid, p->gids, p->n_gids))) {
                 log_warning("Permission denied: peer uid=%u pid=%u may not get credential '%s'.",
                             (unsigned) p->ucred.uid, (unsigned) p->ucred.pid, c->name);
                 r = peer_error(p, INTERFACE ".PermissionDenied", NULL);

@@ -131,3 +131,17 @@ def test_primary_group_counts(make_broker):
     assert r.returncode == 0, r.stderr
     r = b.vlease("vlcarol", "get", "db-reader")
     assert r.returncode == 4
+
+
+def test_user_created_after_start_is_allowed(make_broker, users):
+    """allow_users names a user who does not exist yet: once created, it is let in without a restart."""
+    b = make_broker(credentials="\n[credential db-reader]\npath = database/creds/reader\n"
+                                "allow_users = vlalice vllate\n")
+    assert "vllate" in b.log()                  # warned about at start
+    users.user("vllate")
+    try:
+        rc, c, err = b.get("vllate", "db-reader")
+        assert rc == 0, err
+    finally:
+        subprocess.run(["userdel", "vllate"], check=False)
+        users.users.remove("vllate")
