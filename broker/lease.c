@@ -508,6 +508,7 @@ static Retiree *retiree_free(Retiree *t) {
         free(t->owner);
         free(t->name);
         free(t);
+        manager_update_status(m);       /* the last one gone may make the broker idle */
         restart_state_changed(m, true);
         return NULL;
 }

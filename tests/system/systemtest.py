@@ -43,6 +43,13 @@ format = host=127.0.0.1 port={pg_port} dbname=postgres user={{{{username}}}} pas
 path = database/creds/sysshort
 allow_units = vltshort.service
 format = host=127.0.0.1 port={pg_port} dbname=postgres user={{{{username}}}} password={{{{password}}}}
+
+; restart and idle exit (test_50): short TTL, long max TTL, so renewals show
+[credential db-renew]
+path = database/creds/sysrenew
+allow_units = vltrenew.service
+allow_users = vltalice
+format = host=127.0.0.1 port={pg_port} dbname=postgres user={{{{username}}}} password={{{{password}}}}
 """
 
 

@@ -65,11 +65,28 @@ def test_unit_not_allowed_fails_with_243(system, container, pg):
     assert container.unit_property("vltother.service", "ExecMainStatus") == "243", \
         container.journal("vltother.service")
     unit_log = container.journal("vltother.service")
-    assert re.search(r"243/CREDENTIALS|Argument list too long", unit_log), unit_log
+    # systemd 252 read more than its 1 MiB limit (E2BIG in its credential-loading child, which 252
+    # reports as "Protocol error"): the unit fails at the CREDENTIALS step and never runs
+    assert "status=243/CREDENTIALS" in unit_log, unit_log
+    assert "Failed at step CREDENTIALS" in unit_log, unit_log
     assert container.run(["test", "-e", "/run/vltother.service.out"]).returncode != 0, "the unit ran"
     assert "Permission denied: unit vltother.service may not get credential 'db-app'" in \
         container.journal("vleased.service")
     container.systemctl("reset-failed", "vltother.service", check=False)
+
+
+def test_a_clean_close_would_start_the_unit_with_an_empty_credential(container):
+    """Why refusals send filler (field-failures B23): a server that accepts and just closes gives
+    the unit an empty file, and systemd starts it."""
+    server = ("import os, socket\n"
+              "s = socket.socket(socket.AF_UNIX); s.bind('/run/vltnull.sock'); s.listen()\n"
+              "c, _ = s.accept(); c.close()\n")
+    container.run(["systemd-run", "--unit=vltnull-listener.service", "/usr/bin/python3", "-c", server], check=True)
+    wait_for(lambda: container.run(["test", "-S", "/run/vltnull.sock"]).returncode == 0, 10, what="the listener")
+    r = container.run(["systemd-run", "--wait", "--pipe", "--quiet", "-p", "LoadCredential=x:/run/vltnull.sock",
+                       "/bin/sh", "-c", 'wc -c < "$CREDENTIALS_DIRECTORY/x"'])
+    assert r.returncode == 0 and r.stdout.strip() == "0", (r.returncode, r.stdout, r.stderr)
+    container.systemctl("stop", "vltnull-listener.service", check=False)
 
 
 def test_spoofed_address_and_ordinary_user_get_nothing(system, container):
