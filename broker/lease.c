@@ -41,6 +41,7 @@
 #include "broker/restart.h"
 #include "broker/unit-util.h"
 #include "broker/state.h"
+#include "broker/session.h"
 #include "broker/vault.h"
 #include "common/memory-util.h"
 #include "common/secret.h"
@@ -115,6 +116,11 @@ struct Lease {
         LeaseWaiter *waiters;
         usec_t last_used;
         bool release_requested;
+
+        /* identity = user: the user's own token reads it (NULL: the broker's) */
+        Secret *token;
+        char *token_accessor;
+        usec_t token_expires_realtime;  /* USEC_INFINITY: no end */
 };
 
 struct Retiree {
@@ -661,14 +667,19 @@ static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userd
 
         l->have_answer = true;
         l->lease_id = reply->lease_id ? strdup(reply->lease_id) : NULL;
-        l->accessor = vault_client_token_accessor(m->vault) ? strdup(vault_client_token_accessor(m->vault)) : NULL;
+        if (l->token)
+                l->accessor = l->token_accessor ? strdup(l->token_accessor) : NULL;
+        else
+                l->accessor = vault_client_token_accessor(m->vault) ? strdup(vault_client_token_accessor(m->vault)) : NULL;
         l->issued_boottime = reply->received_boottime_usec ?: now(CLOCK_BOOTTIME);
         l->times = (LeaseTimes) {
                 .issued = l->issued_boottime,
                 .leased = l->lease_id && reply->lease_duration > 0,
                 .renewable = reply->renewable,
                 .refresh = l->cred->refresh_usec,
-                .token_expiry = token_end(m),
+                .token_expiry = l->token ? (l->token_expires_realtime == USEC_INFINITY ? USEC_INFINITY :
+                                            boottime_from_realtime(l->token_expires_realtime))
+                                         : token_end(m),
         };
         if (l->times.leased) {
                 l->times.ttl = (usec_t) reply->lease_duration * USEC_PER_SEC;
@@ -701,7 +712,7 @@ static void start_read(Lease *l) {
         l->last_read = now(CLOCK_BOOTTIME);
         if (l->have_answer)
                 l->state = LEASE_ROTATING;
-        r = vault_read(l->manager->vault, l->cred->path, NULL, 0, on_read_done, l, &l->req);
+        r = vault_read(l->manager->vault, l->cred->path, l->token, 0, on_read_done, l, &l->req);
         if (r < 0) {
                 l->op = OP_NONE;
                 log_error_errno(r, "Failed to start reading '%s': %m", l->cred->path);
@@ -879,6 +890,12 @@ static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (m->config->broker.idle_release_usec > 0 && !l->waiters && !l->unit &&
             n >= usec_add(l->last_used, m->config->broker.idle_release_usec)) {
+                if (session_uid_active(m, l->uid)) {
+                        /* a live session holds it: not idle */
+                        l->last_used = n;
+                        lease_arm(l);
+                        return 0;
+                }
                 log_info("'%s' for %s unused for %llus: releasing.", l->cred->name, l->owner,
                          (unsigned long long) (m->config->broker.idle_release_usec / USEC_PER_SEC));
                 start_revoke(l);
@@ -1020,6 +1037,8 @@ Lease *lease_free(Lease *l) {
         }
         l->timer = sd_event_source_disable_unref(l->timer);
         answer_drop(l);
+        secret_free(l->token);
+        free(l->token_accessor);
         free(l->last_error);
         free(l->unit);
         free(l->cgroup);
@@ -1043,7 +1062,8 @@ void retirees_free_all(Manager *m) {
                 retiree_free(m->retirees);
 }
 
-static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const CredentialConfig *cred, bool may_start,
+static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const CredentialConfig *cred,
+                           const Secret *token, const char *accessor, usec_t token_expires_realtime, bool may_start,
                            LeaseDoneFunc cb, void *userdata, LeaseWaiter **ret_waiter);
 
 /**
@@ -1065,7 +1085,7 @@ static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const Creden
  */
 int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_start, LeaseDoneFunc cb,
               void *userdata, LeaseWaiter **ret_waiter) {
-        return lease_get_owner(m, uid, NULL, cred, may_start, cb, userdata, ret_waiter);
+        return lease_get_owner(m, uid, NULL, cred, NULL, NULL, 0, may_start, cb, userdata, ret_waiter);
 }
 
 /**
@@ -1079,13 +1099,53 @@ int lease_get_unit(Manager *m, const char *unit, const char *cgroup, const Crede
         Lease *l;
         int r;
 
-        r = lease_get_owner(m, (uid_t) -1, unit, cred, true, cb, userdata, ret_waiter);
+        r = lease_get_owner(m, (uid_t) -1, unit, cred, NULL, NULL, 0, true, cb, userdata, ret_waiter);
         if (r >= 0 && cgroup && (l = lease_find_unit(m, unit, cred->name)) && !l->cgroup)
                 l->cgroup = strdup(cgroup);
         return r;
 }
 
-static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const CredentialConfig *cred, bool may_start,
+/**
+ * lease_get_as() - lease_get() with a token other than the broker's
+ * @token:                  the user's token for identity = user credentials (copied), NULL for the broker's
+ * @accessor:               its accessor (leases end with that token: lease_token_changed())
+ * @token_expires_realtime: its end, USEC_INFINITY for none
+ *
+ * The lease is still keyed by (@uid, @cred); later reads use the token given last.
+ */
+int lease_get_as(Manager *m, uid_t uid, const CredentialConfig *cred, const Secret *token, const char *accessor,
+                 usec_t token_expires_realtime, bool may_start, LeaseDoneFunc cb, void *userdata,
+                 LeaseWaiter **ret_waiter) {
+        return lease_get_owner(m, uid, NULL, cred, token, accessor, token_expires_realtime, may_start, cb, userdata,
+                               ret_waiter);
+}
+
+/* Remembers the token that reads the lease from now on (identity = user). */
+static int lease_set_token(Lease *l, const Secret *token, const char *accessor, usec_t expires_realtime) {
+        _cleanup_(secret_freep) Secret *t = NULL;
+        char *a = NULL;
+        int r;
+
+        if (!token)
+                return 0;
+        r = secret_dup(token, &t);
+        if (r < 0)
+                return r;
+        if (accessor) {
+                a = strdup(accessor);
+                if (!a)
+                        return -ENOMEM;
+        }
+        secret_free(l->token);
+        free(l->token_accessor);
+        l->token = TAKE_PTR(t);
+        l->token_accessor = a;
+        l->token_expires_realtime = expires_realtime;
+        return 0;
+}
+
+static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const CredentialConfig *cred,
+                           const Secret *token, const char *accessor, usec_t token_expires_realtime, bool may_start,
                            LeaseDoneFunc cb, void *userdata, LeaseWaiter **ret_waiter) {
         LeaseWaiter *w;
         bool joined;
@@ -1104,6 +1164,12 @@ static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const Creden
                 manager_update_status(m);
         }
         l->last_used = now(CLOCK_BOOTTIME);
+        r = lease_set_token(l, token, accessor, token_expires_realtime);
+        if (r < 0) {
+                if (!l->have_answer && l->op == OP_NONE && !l->waiters)
+                        lease_free(l);
+                return r;
+        }
 
         joined = l->op != OP_NONE;
         if (!joined && !may_start && !(l->have_answer && schedule_can_hand_out(&l->times, now(CLOCK_BOOTTIME))))
@@ -1164,6 +1230,27 @@ int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDone
                 return 0;
         start_revoke(l);
         return 0;
+}
+
+/**
+ * lease_release_on_logout() - the last session of @uid ended: revoke its release_on_logout leases
+ *
+ * Return: the number of leases being released
+ */
+unsigned lease_release_on_logout(Manager *m, uid_t uid) {
+        Lease *l, *next;
+        unsigned n = 0;
+
+        for (l = m->leases; l; l = next) {
+                next = l->next;
+                if (l->unit || l->uid != uid || !l->cred->release_on_logout || l->release_requested)
+                        continue;
+                n++;
+                log_info("Releasing '%s' for %s: the user's last session ended.", l->cred->name, l->owner);
+                start_revoke(l);        /* may free l */
+                next = m->leases;       /* the list may have changed; released leases are skipped */
+        }
+        return n;
 }
 
 static int held_entry(const char *credential, const char *owner, bool has_end, usec_t end, bool renewable,

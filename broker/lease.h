@@ -14,6 +14,7 @@
 typedef struct CredentialConfig CredentialConfig;
 typedef struct Manager Manager;
 typedef struct Lease Lease;
+typedef struct Secret Secret;
 typedef struct LeaseWaiter LeaseWaiter;
 typedef struct json_object json_object;
 typedef struct Secret Secret;
@@ -53,6 +54,10 @@ unsigned lease_release_unit(Manager *m, const char *unit);
 bool lease_unit_holds(Manager *m, const char *unit);
 int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
                   LeaseWaiter **ret_waiter);
+int lease_get_as(Manager *m, uid_t uid, const CredentialConfig *cred, const Secret *token, const char *accessor,
+                 usec_t token_expires_realtime, bool may_start, LeaseDoneFunc cb, void *userdata,
+                 LeaseWaiter **ret_waiter);
+unsigned lease_release_on_logout(Manager *m, uid_t uid);
 void lease_waiter_cancel(LeaseWaiter *w);
 
 Lease *lease_free(Lease *l);

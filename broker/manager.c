@@ -25,6 +25,8 @@
 #include "broker/policy.h"
 #include "broker/restart.h"
 #include "broker/unit-watch.h"
+#include "broker/session.h"
+#include "broker/userlogin.h"
 #include "broker/vault.h"
 #include "common/memory-util.h"
 
@@ -89,8 +91,8 @@ void manager_update_status(Manager *m) {
 
         lease_count_owners(m, &users, &units);
         vault_client_get_status(m->vault, &vs);
-        (void) sd_notifyf(false, "STATUS=%u leases held (%u users, %u units), %u connections; Vault %s%s",
-                          m->n_leases, users, units, m->n_peers + m->n_credential_conns,
+        (void) sd_notifyf(false, "STATUS=%u leases held (%u users, %u units), %u sessions, %u connections; Vault %s%s",
+                          m->n_leases, users, units, m->n_sessions, m->n_peers + m->n_credential_conns,
                           vs.sealed == 1 ? "sealed" : !vs.reachable && vs.last_error ? "unreachable" :
                           vs.logged_in ? "logged in" : "logging in",
                           vs.last_error ? " (last error)" : "");
@@ -252,6 +254,8 @@ Manager *manager_free(Manager *m) {
         credentials_free_all(m);
         m->unit_watcher = unit_watcher_free(m->unit_watcher);
         m->restart = restart_free(m->restart);
+        session_free_all(m);
+        userlogin_free_all(m);
         lease_free_all(m);
         retirees_free_all(m);
         m->vault = vault_client_free(m->vault);

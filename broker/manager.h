@@ -22,6 +22,9 @@ typedef struct Peer Peer;
 typedef struct Restart Restart;
 typedef struct Retiree Retiree;
 typedef struct UnitWatcher UnitWatcher;
+typedef struct Session Session;
+typedef struct UserLoginOp UserLoginOp;
+typedef struct UserToken UserToken;
 typedef struct VaultClient VaultClient;
 
 /* Connections and requests in flight, per peer uid. */
@@ -55,6 +58,10 @@ typedef struct Manager {
         unsigned n_credential_conns;
         UnitWatcher *unit_watcher;              /* units holding leases (unit-watch.c) */
         Restart *restart;                       /* the state table and the fd store (restart.c) */
+        Session *sessions;              /* PAM sessions (session.c) */
+        unsigned n_sessions;
+        UserToken *user_tokens;         /* per-user Vault tokens from Login (userlogin.c) */
+        UserLoginOp *user_logins;       /* Logins waiting for Vault */
 
         bool stopping;
         bool freeing;

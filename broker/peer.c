@@ -30,6 +30,8 @@
 #include "broker/manager.h"
 #include "broker/peer.h"
 #include "broker/policy.h"
+#include "broker/session.h"
+#include "broker/userlogin.h"
 #include "broker/vault.h"
 #include "broker/varlink-interface.h"
 #include "common/memory-util.h"
@@ -226,6 +228,9 @@ static void on_lease_done(const char *error, json_object *params, void *userdata
 static const char *const params_none[] = { NULL };
 static const char *const params_name[] = { "name", NULL };
 static const char *const params_interface[] = { "interface", NULL };
+static const char *const params_open_session[] = { "user", "service", "tty", "rhost", "wait_usec", NULL };
+static const char *const params_close_session[] = { "session", NULL };
+static const char *const params_login[] = { "user", "password", NULL };
 
 static int lookup_credential(Peer *p, json_object *params, const CredentialConfig **ret) {
         const CredentialConfig *c;
@@ -283,7 +288,9 @@ static int method_get_or_release(Peer *p, json_object *params, bool release) {
                         r = -EBUSY;
                 else
                         r = lease_release(p->manager, p->ucred.uid, c, on_lease_done, p, &p->waiter);
-        } else
+        } else if (c->identity == CREDENTIAL_IDENTITY_USER)
+                r = userlogin_lease_get(p->manager, p->ucred.uid, c, may_start, on_lease_done, p, &p->waiter);
+        else
                 r = lease_get(p->manager, p->ucred.uid, c, may_start, on_lease_done, p, &p->waiter);
         if (r == -EBUSY) {
                 p->busy = false;
@@ -316,6 +323,32 @@ static int method_get(Peer *p, json_object *params) {
 
 static int method_release(Peer *p, json_object *params) {
         return method_get_or_release(p, params, true);
+}
+
+/* Session and login calls answer through on_lease_done(), now or later. */
+static int peer_call_async(Peer *p, json_object *params,
+                           int (*f)(Manager *m, Peer *p, json_object *params, LeaseDoneFunc cb, void *userdata)) {
+        int r;
+
+        p->busy = true;
+        r = f(p->manager, p, params, on_lease_done, p);
+        if (r < 0) {
+                peer_call_finished(p);
+                return r;
+        }
+        return p->busy ? 1 : 0;
+}
+
+static int method_open_session(Peer *p, json_object *params) {
+        return peer_call_async(p, params, session_open);
+}
+
+static int method_close_session(Peer *p, json_object *params) {
+        return peer_call_async(p, params, session_close);
+}
+
+static int method_login(Peer *p, json_object *params) {
+        return peer_call_async(p, params, userlogin_login);
 }
 
 static int method_list(Peer *p, json_object *params) {
@@ -364,7 +397,8 @@ static int method_status(Peer *p, json_object *params) {
         }
         (void) json_object_object_add(reply, "vault", vault);
         (void) json_object_object_add(reply, "held", held);
-        (void) json_object_object_add(reply, "sessions", json_object_new_int64(0));
+        (void) json_object_object_add(reply, "sessions",
+                                      json_object_new_int64(session_count(p->manager, p->ucred.uid == 0, p->ucred.uid)));
 
         (void) json_object_object_add(vault, "address", json_object_new_string(st.address ?: ""));
         (void) json_object_object_add(vault, "reachable", json_object_new_boolean(st.reachable));
@@ -474,9 +508,9 @@ static const Method methods[] = {
         { INTERFACE ".List",         method_list,    0,                       params_none },
         { INTERFACE ".Release",      method_release, 0,                       params_name },
         { INTERFACE ".Status",       method_status,  0,                       params_none },
-        { INTERFACE ".OpenSession",  NULL,           METHOD_ROOT_ONLY | METHOD_NOT_IMPLEMENTED, NULL },
-        { INTERFACE ".CloseSession", NULL,           METHOD_NOT_IMPLEMENTED,  NULL },
-        { INTERFACE ".Login",        NULL,           METHOD_ROOT_ONLY | METHOD_NOT_IMPLEMENTED, NULL },
+        { INTERFACE ".OpenSession",  method_open_session,  METHOD_ROOT_ONLY, params_open_session },
+        { INTERFACE ".CloseSession", method_close_session, 0,                params_close_session },
+        { INTERFACE ".Login",        method_login,         METHOD_ROOT_ONLY, params_login },
         { SERVICE ".GetInfo",        method_get_info, 0,                      params_none },
         { SERVICE ".GetInterfaceDescription", method_get_interface_description, 0, params_interface },
 };
@@ -759,6 +793,7 @@ Peer *peer_free(Peer *p) {
 
         lease_waiter_cancel(p->waiter);
         p->waiter = NULL;
+        session_peer_gone(m, p);        /* sessions held by this connection end with it */
         if (p->counted) {
                 a = manager_account(m, p->ucred.uid);
                 if (a && a->n_requests > 0)

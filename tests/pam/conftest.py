@@ -1,0 +1,86 @@
+"""Fixtures for the PAM suite: real PostgreSQL, vaultdev, real local users, vleased, pam_vlease.so.
+
+Needs root (local users; the broker accepts OpenSession and Login from root only). Nothing is
+installed into the host's /etc/pam.d: libpamtest runs under pam_wrapper with its own service
+directory, and pam-driver uses pam_start_confdir() with a service directory in a temp dir, both
+pointing at the built module by absolute path.
+"""
+import os
+
+import pytest
+
+from broker import POLICY, VLEASE, VLEASED, Broker
+from localusers import LocalUsers
+
+from pamhelpers import PAM_DRIVER, PAM_MODULE, PAMTEST_RUN
+
+USERS = {"vlpalice": (), "vlpbob": (), "vlpcarol": ("vlpdb",)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _need_root_and_binaries():
+    if os.geteuid() != 0:
+        pytest.skip("the PAM suite needs root (local users, root-only broker calls)")
+    for b in (VLEASED, VLEASE, PAM_MODULE, PAM_DRIVER, PAMTEST_RUN):
+        if not os.access(b, os.R_OK):
+            pytest.fail(f"{b} is not built; run tools/check or set VLEASE_BUILD_DIR")
+
+
+@pytest.fixture(scope="session")
+def users():
+    lu = LocalUsers()
+    lu.group("vlpdb")
+    for name, groups in USERS.items():
+        lu.user(name, groups)
+    yield lu
+    lu.cleanup()
+
+
+@pytest.fixture(scope="session")
+def approle(vaultdev):
+    with open(POLICY) as f:
+        vaultdev.write_policy("vleased", f.read())
+    return vaultdev.setup_approle("vleased", policies=["vleased"], token_ttl=3600, token_max_ttl=86400)
+
+
+VAULT = """[vault]
+address = {addr}
+auth = approle
+role_id_file = {{dir}}/role_id
+secret_id_file = {{dir}}/secret_id
+{extra}
+"""
+
+DB_READER = """
+[credential db-reader]
+path = database/creds/reader
+allow_users = vlpalice vlpbob
+allow_groups = vlpdb
+provision = yes
+"""
+
+
+@pytest.fixture
+def make_broker(vaultdev, approle, users, pg):
+    """make_broker(credentials=DB_READER, broker_section="", vault_extra="") -> started Broker, stopped at
+    the end of the test with SIGTERM (exit 0 and no sanitizer report asserted)."""
+    made = []
+
+    def make(credentials=DB_READER, broker_section="", vault_extra="", start=True):
+        role_id, secret_id = approle
+        cfg = VAULT.format(addr=vaultdev.addr, extra=vault_extra) + "\n[broker]\n" + broker_section + "\n" + credentials
+        b = Broker(cfg, role_id=role_id, secret_id=secret_id)
+        made.append(b)
+        return b.start() if start else b
+
+    yield make
+    errors = []
+    for b in made:
+        if b.proc is not None:
+            try:
+                b.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+    vaultdev.reset_faults()
+    if errors:
+        pytest.fail("\n".join(errors))
