@@ -12,6 +12,8 @@
  *   password TEXT   the answer to password prompts from now on (answers "ok")
  *   tty TEXT | rhost TEXT   set PAM_TTY / PAM_RHOST (answers "ok")
  *   auth | setcred | open | close   pam_authenticate / pam_setcred / pam_open_session / pam_close_session
+ *   spawn CMD       run CMD with /bin/sh (fork + exec, as sshd does for the user's shell); answers
+ *                   its exit status
  *   end             pam_end(), then exit 0
  * At EOF it exits without pam_end(), like a process that died.
  */
@@ -79,6 +81,9 @@ int main(int argc, char **argv) {
                         printf("%d\n", pam_open_session(pamh, 0));
                 } else if (strcmp(line, "close") == 0) {
                         printf("%d\n", pam_close_session(pamh, 0));
+                } else if (strcmp(line, "spawn") == 0) {
+                        fflush(stdout);
+                        printf("%d\n", system(arg ?: "true"));
                 } else if (strcmp(line, "end") == 0) {
                         r = pam_end(pamh, PAM_SUCCESS);
                         printf("%d\n", r);

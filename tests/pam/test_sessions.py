@@ -206,3 +206,17 @@ def test_session_opening_while_the_last_one_closes_never_gets_a_dying_lease(make
     assert s2.rc("close") == PAM_SUCCESS
     s2.end()
     wait_for(lambda: not pg.role_exists(cred["data"]["username"]), 15, what="the new role to be revoked")
+
+
+def test_held_connection_is_close_on_exec(make_broker, users, tmp_path):
+    """The user's shell, exec'd by the session process, does not inherit the session's connection
+    (it would keep the session alive after the session process ends)."""
+    b = make_broker()
+    s = driver(b, "vlpalice")
+    assert s.rc("open") == PAM_SUCCESS
+    out = tmp_path / "fds"
+    assert s.rc(f"spawn ls -l /proc/self/fd/ > {out} 2>&1") == 0
+    fds = out.read_text()
+    assert "socket:" not in fds, fds
+    assert s.rc("close") == PAM_SUCCESS
+    s.end()
