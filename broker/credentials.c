@@ -203,17 +203,15 @@ static void conn_refuse(CredentialConn *c) {
 static int on_conn_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         CredentialConn *c = userdata;
 
-        if (c->waiter || !c->out) {
-                /* Vault did not answer in time, or the peer does not read: refusing is all we can do */
-                log_warning("Unit %s: no answer for credential '%s' in time: refusing.", c->unit ?: "?", c->id ?: "?");
+        if (c->waiter) {
+                /* Vault did not answer in time: refuse (with a fresh deadline for sending the filler) */
+                log_warning("Unit %s: no answer for credential '%s' in time: refusing.", c->unit, c->id);
                 lease_waiter_cancel(TAKE_PTR(c->waiter));
-                if (c->out || c->filler_left == 0) {
-                        c->deadline = sd_event_source_disable_unref(c->deadline);
-                        (void) sd_event_add_time_relative(c->manager->event, &c->deadline, CLOCK_MONOTONIC,
-                                                          10 * USEC_PER_SEC, 0, on_conn_deadline, c);
-                        conn_refuse(c);
-                        return 0;
-                }
+                c->deadline = sd_event_source_disable_unref(c->deadline);
+                (void) sd_event_add_time_relative(c->manager->event, &c->deadline, CLOCK_MONOTONIC,
+                                                  10 * USEC_PER_SEC, 0, on_conn_deadline, c);
+                conn_refuse(c);
+                return 0;
         }
         log_warning("Unit %s: the peer stopped reading credential '%s': closing.", c->unit ?: "?", c->id ?: "?");
         credential_conn_free(c);

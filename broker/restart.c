@@ -189,6 +189,8 @@ int restart_save(Manager *m) {
                 return 0;
         r->defer = sd_event_source_disable_unref(r->defer);
         r->timer = sd_event_source_disable_unref(r->timer);
+        if (!r->state_dir && !r->fdstore)
+                return 0;               /* nowhere to keep anything */
 
         k = lease_export(m, &table, r->fdstore ? &secrets : NULL);
         if (k < 0) {
@@ -237,21 +239,22 @@ static int on_save_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /**
  * restart_state_changed() - the table or the secrets changed: save soon
- * @urgent: leases or tokens came or went (saved in this loop iteration); else only times moved
- *          (saved within a second, so that renewing 10k leases does not rewrite the table 10k times)
+ * @urgent: leases or tokens came or went: saved in this loop iteration, before the reply that hands
+ *          a new lease out is written (so a crash cannot orphan a lease a client already has); all
+ *          changes up to then are saved at once. Else only times moved: saved within a second
+ *          (renewing 10k leases does not rewrite the table 10k times)
  */
 void restart_state_changed(Manager *m, bool urgent) {
         Restart *r = m ? m->restart : NULL;
 
-        if (!r || !r->loaded || m->freeing)
+        if (!r || !r->loaded || m->freeing || (!r->state_dir && !r->fdstore))
                 return;
         if (urgent) {
                 if (!r->defer && sd_event_add_defer(m->event, &r->defer, on_save, m) >= 0) {
-                        (void) sd_event_source_set_priority(r->defer, SD_EVENT_PRIORITY_IDLE);
+                        /* before any reply goes out (peers write from their own defer sources) */
+                        (void) sd_event_source_set_priority(r->defer, SD_EVENT_PRIORITY_IMPORTANT);
                         (void) sd_event_source_set_description(r->defer, "state-save");
                 }
-                if (r->defer)
-                        (void) sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
                 return;
         }
         if (!r->timer && sd_event_add_time_relative(m->event, &r->timer, CLOCK_MONOTONIC, SAVE_DELAY_USEC,

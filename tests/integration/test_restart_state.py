@@ -58,8 +58,11 @@ def test_lease_idle_before_the_crash_is_revoked_at_start(make_broker, vaultdev, 
     deadline = time.monotonic() + 2.5
     wait_for(lambda: time.monotonic() > deadline, 5, what="the idle period to pass")
     b.start(args=["--state-dir", state])
-    wait_for(lambda: "'db-reader' of uid:" in b.log() and "is no longer held: revoking it" in b.log(), 10,
-             what="the start to decide about the idle lease")
+    try:
+        wait_for(lambda: "'db-reader' of uid:" in b.log() and "is no longer held: revoking it" in b.log(), 10,
+                 what="the start to decide about the idle lease")
+    except AssertionError as e:
+        raise AssertionError("%s\n%s\n%s" % (e, open(os.path.join(state, "leases.json")).read(), b.log()))
     wait_for(lambda: not pg.role_exists(old["data"]["username"]), 15, what="the idle lease to be revoked")
     wait_for(lambda: json.load(open(os.path.join(state, "leases.json")))["leases"] == [], 10,
              what="the table to empty")

@@ -174,3 +174,18 @@ def test_idle_exit_and_next_request(system, container, pg, holders):
                  what="the second idle exit")
     finally:
         os.unlink(os.path.join(conf_d, "50-idle.conf"))
+
+
+def test_nothing_left_behind_and_journal_clean(system, container, pg):
+    """With everything released and every unit stopped, no database user made for the suite is left
+    (no lease orphaned across the restarts), and the broker's journal shows no sandbox or fd-store
+    trouble."""
+    def live_roles():
+        out = pg.psql_admin("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'").split()
+        return [r for r in out if r.strip()]
+    wait_for(lambda: not live_roles(), 30, what="every broker-made role to be revoked")
+    log = container.journal("vleased.service")
+    bad = [line for line in log.splitlines()
+           if re.search(r"(?i)operation not permitted|seccomp|SIGSYS|core-dump|watchdog|fd store|"
+                        r"Failed to watch|Failed to write|Failed to export|cannot be bound", line)]
+    assert not bad, "\n".join(bad)
