@@ -13,8 +13,9 @@
  * while PID 1 holds it, and it never touches a disk.
  *
  * At start the table is reloaded and each entry judged by state_lease_verdict(): kept (its unit runs,
- * or its user's lease is not yet idle; the idle clock restarts), revoked (with the retiree retries),
- * or forgotten (it has ended). Kept leases with their secret from the memfd are served again as they
+ * its user has a PAM session whose leader process still runs, or its user's lease is not yet idle;
+ * the idle clock restarts), revoked (with the retiree retries), or forgotten (it has ended). Sessions
+ * whose leader still runs (same pid and start time) are taken over and end when the leader exits. Kept leases with their secret from the memfd are served again as they
  * were, and the handed-over token is tried (lookup-self) before any login. Kept leases without it are
  * renewed but not handed out (the next Get fetches a fresh credential) until idle or released; the
  * tokens that created them are kept alive by accessor (auth/token/renew-accessor) so their leases do
@@ -40,6 +41,7 @@
 #include "broker/manager.h"
 #include "broker/restart.h"
 #include "broker/schedule.h"
+#include "broker/session.h"
 #include "broker/state.h"
 #include "broker/unit-watch.h"
 #include "broker/vault.h"
@@ -193,6 +195,8 @@ int restart_save(Manager *m) {
                 return 0;               /* nowhere to keep anything */
 
         k = lease_export(m, &table, r->fdstore ? &secrets : NULL);
+        if (k >= 0)
+                k = session_export(m, &table);
         if (k < 0) {
                 ret = log_error_errno(k, "Failed to export the lease table: %m");
                 goto out;
@@ -370,6 +374,16 @@ static void keeper_add(Restart *r, const char *accessor) {
 
 /* ---- loading ---- */
 
+static uid_t owner_uid(const char *owner) {
+        char *end;
+        unsigned long v;
+
+        if (strncmp(owner, "uid:", 4) != 0)
+                return (uid_t) -1;
+        v = strtoul(owner + 4, &end, 10);
+        return *end || end == owner + 4 || v >= (uid_t) -1 ? (uid_t) -1 : (uid_t) v;
+}
+
 static int read_fd_secret(int fd, Secret **ret) {
         _cleanup_(erase_and_freep) char *buf = NULL;
         struct stat st;
@@ -474,6 +488,17 @@ int restart_load(Manager *m, const int *fds, size_t n_fds) {
                         log_warning_errno(k, "Ignoring the unreadable lease table in %s: %m", r->state_dir);
         }
 
+        /* sessions first: a user with a live session keeps even an idle lease */
+        for (size_t i = 0; i < table.n_sessions; i++) {
+                k = session_restore(m, &table.sessions[i]);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to restore session %.8s of %s: %m", table.sessions[i].id,
+                                          table.sessions[i].user);
+                else if (k == 0)
+                        log_info("Session %.8s of %s ended while the broker was down.", table.sessions[i].id,
+                                 table.sessions[i].user);
+        }
+
         for (size_t i = 0; i < table.n_leases; i++) {
                 const StateLease *e = &table.leases[i];
                 const CredentialConfig *cred = config_find_credential(m->config, e->credential);
@@ -485,7 +510,8 @@ int restart_load(Manager *m, const int *fds, size_t n_fds) {
 
                 if (unit && !e->cgroup)
                         running = 0;
-                v = state_lease_verdict(e, n, m->config->broker.idle_release_usec, running);
+                v = state_lease_verdict(e, n, m->config->broker.idle_release_usec, running,
+                                        !unit && session_uid_active(m, owner_uid(e->owner)));
                 if (v == STATE_KEEP && (!cred || (!e->lease_id && !x)))
                         v = e->lease_id ? STATE_REVOKE : STATE_DROP;    /* no longer configured, or nothing to keep */
 
@@ -516,6 +542,21 @@ int restart_load(Manager *m, const int *fds, size_t n_fds) {
                 if (v == STATE_DROP)
                         dropped++;
         }
+        /* a user whose last session ended while no broker ran: log out now */
+        for (size_t i = 0; i < table.n_sessions; i++) {
+                uid_t uid = table.sessions[i].uid;
+                bool seen = false;
+
+                for (size_t j = 0; j < i; j++)
+                        seen = seen || table.sessions[j].uid == uid;
+                if (seen || session_uid_active(m, uid))
+                        continue;
+                k = (int) lease_release_on_logout(m, uid);
+                if (k > 0)
+                        log_info("Last session of %s ended while the broker was down: releasing %i credentials.",
+                                 table.sessions[i].user, k);
+        }
+
         if (table.n_leases > 0 || best.token)
                 log_info("Restart: %u leases kept (%u with their secret), %u being revoked, %u ended; Vault "
                          "token %s.", kept, with_data, revoked, dropped,

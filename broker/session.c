@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 
 #include <json-c/json.h>
 
@@ -39,7 +40,9 @@
 #include "broker/manager.h"
 #include "broker/peer.h"
 #include "broker/policy.h"
+#include "broker/restart.h"
 #include "broker/session.h"
+#include "broker/state.h"
 #include "broker/userlogin.h"
 #include "common/memory-util.h"
 
@@ -74,6 +77,7 @@ struct Session {
         usec_t opened_realtime;
 
         Peer *peer;                     /* the held connection: its end is the session's end */
+        sd_event_source *leader_source; /* restored after a restart: the leader's pidfd, whose exit ends it */
 
         Provision *provisions;
         size_t n_provisions;
@@ -369,11 +373,13 @@ static void session_free(Session *s) {
         }
         free(s->provisions);
         sd_event_source_disable_unref(s->wait_timer);
+        sd_event_source_disable_unref(s->leader_source);
         free(s->user);
         free(s->service);
         free(s->tty);
         free(s->rhost);
         free(s);
+        restart_state_changed(m, true);
 }
 
 /* Ends @s; when it was the user's last session, releases what is to be released at logout. */
@@ -516,6 +522,7 @@ int session_open(Manager *m, Peer *p, json_object *params, LeaseDoneFunc cb, voi
         m->sessions = s;
         m->n_sessions++;
 
+        restart_state_changed(m, true);
         log_info("Session %.8s of %s opened (service %s%s%s%s%s, leader pid %u).", s->id, s->user,
                  s->service ?: "?", s->tty ? ", tty " : "", s->tty ?: "", s->rhost ? ", from " : "",
                  s->rhost ?: "", (unsigned) s->leader_pid);
@@ -577,4 +584,105 @@ int session_close(Manager *m, Peer *p, json_object *params, LeaseDoneFunc cb, vo
         cb(NULL, o, userdata);
         json_object_put(o);
         return 0;
+}
+
+/* ---- restart (restart.c) ---- */
+
+/**
+ * session_export() - add every open session (id, user, leader pid and start time) to @t
+ *
+ * Return: 0 or -ENOMEM
+ */
+int session_export(Manager *m, StateTable *t) {
+        StateSession *x;
+        int r;
+
+        for (Session *s = m->sessions; s; s = s->next) {
+                if (s->leader_pid <= 0 || s->leader_start == 0)
+                        continue;       /* nothing to recognise the session by after a restart */
+                r = state_table_add_session(t, &x);
+                if (r < 0)
+                        return r;
+                if (!(x->id = strdup(s->id)) || !(x->user = strdup(s->user)) ||
+                    (s->service && !(x->service = strdup(s->service))) || (s->tty && !(x->tty = strdup(s->tty))))
+                        return -ENOMEM;
+                x->uid = s->uid;
+                x->gid = s->gid;
+                x->leader_pid = s->leader_pid;
+                x->leader_start = s->leader_start;
+                x->opened = s->opened_realtime;
+        }
+        return 0;
+}
+
+static int on_leader_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Session *s = userdata;
+
+        session_end(s, "its leader process exited");
+        return 0;
+}
+
+/**
+ * session_restore() - take over a session of the previous process whose leader still runs
+ *
+ * The held connection died with the previous process, so the session's life line is now its leader:
+ * pinned by a pidfd (opened, then checked to be the same process by its start time), whose readability
+ * says it exited. CloseSession by id works as before.
+ *
+ * Return: 1 restored, 0 the leader is gone (the session ended while no broker ran), negative errno
+ */
+int session_restore(Manager *m, const StateSession *e) {
+        Session *s;
+        int fd, r;
+
+        if (session_find(m, e->id) || strlen(e->id) != SESSION_ID_BYTES * 2)
+                return 0;
+        fd = (int) syscall(SYS_pidfd_open, e->leader_pid, 0);
+        if (fd < 0)
+                return errno == ESRCH ? 0 : -errno;
+        if (pid_start_time(e->leader_pid) != e->leader_start) {
+                safe_close(fd);
+                return 0;       /* the pid was reused: the leader is gone */
+        }
+
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        s->manager = m;
+        memcpy(s->id, e->id, sizeof(s->id));
+        s->uid = e->uid;
+        s->gid = e->gid;
+        s->leader_pid = e->leader_pid;
+        s->leader_start = e->leader_start;
+        s->opened_realtime = e->opened;
+        if (!(s->user = strdup(e->user)) || (e->service && !(s->service = strdup(e->service))) ||
+            (e->tty && !(s->tty = strdup(e->tty)))) {
+                free(s->user);
+                free(s->service);
+                free(s);
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        r = sd_event_add_io(m->event, &s->leader_source, fd, EPOLLIN, on_leader_exit, s);
+        if (r < 0) {
+                free(s->user);
+                free(s->service);
+                free(s->tty);
+                free(s);
+                safe_close(fd);
+                return r;
+        }
+        (void) sd_event_source_set_io_fd_own(s->leader_source, true);
+        (void) sd_event_source_set_description(s->leader_source, "session-leader");
+
+        s->next = m->sessions;
+        if (m->sessions)
+                m->sessions->prev = s;
+        m->sessions = s;
+        m->n_sessions++;
+        log_info("Session %.8s of %s restored (leader pid %u still runs).", s->id, s->user,
+                 (unsigned) s->leader_pid);
+        return 1;
 }

@@ -41,6 +41,13 @@ void state_table_done(StateTable *t) {
         for (size_t i = 0; i < t->n_leases; i++)
                 state_lease_done(&t->leases[i]);
         free(t->leases);
+        for (size_t i = 0; i < t->n_sessions; i++) {
+                free(t->sessions[i].id);
+                free(t->sessions[i].user);
+                free(t->sessions[i].service);
+                free(t->sessions[i].tty);
+        }
+        free(t->sessions);
         *t = (StateTable) {};
 }
 
@@ -57,6 +64,22 @@ int state_table_add(StateTable *t, StateLease **ret) {
         t->leases = a;
         a[t->n_leases] = (StateLease) {};
         *ret = &a[t->n_leases++];
+        return 0;
+}
+
+/**
+ * state_table_add_session() - append an empty session entry
+ *
+ * Return: 0 or -ENOMEM
+ */
+int state_table_add_session(StateTable *t, StateSession **ret) {
+        StateSession *a = reallocarray(t->sessions, t->n_sessions + 1, sizeof(StateSession));
+
+        if (!a)
+                return -ENOMEM;
+        t->sessions = a;
+        a[t->n_sessions] = (StateSession) {};
+        *ret = &a[t->n_sessions++];
         return 0;
 }
 
@@ -112,6 +135,25 @@ int state_table_to_json(const StateTable *t, char **ret) {
                     add(e, "capped", json_object_new_boolean(l->capped)) < 0 ||
                     add(e, "retiree", json_object_new_boolean(l->retiree)) < 0 ||
                     add(e, "no_data", json_object_new_boolean(l->no_data)) < 0)
+                        goto out;
+        }
+        arr = json_object_new_array();
+        if (add(root, "sessions", arr) < 0)
+                goto out;
+        for (size_t i = 0; i < t->n_sessions; i++) {
+                const StateSession *x = &t->sessions[i];
+                json_object *e = json_object_new_object();
+
+                if (!e || json_object_array_add(arr, e) < 0) {
+                        json_object_put(e);
+                        goto out;
+                }
+                if (add_str(e, "id", x->id) < 0 || add_str(e, "user", x->user) < 0 ||
+                    add_str(e, "service", x->service) < 0 || add_str(e, "tty", x->tty) < 0 ||
+                    add(e, "uid", json_object_new_int64(x->uid)) < 0 ||
+                    add(e, "gid", json_object_new_int64(x->gid)) < 0 ||
+                    add(e, "leader_pid", json_object_new_int64(x->leader_pid)) < 0 ||
+                    add_u64(e, "leader_start", x->leader_start) < 0 || add_u64(e, "opened_usec", x->opened) < 0)
                         goto out;
         }
         text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -203,6 +245,40 @@ int state_table_from_json(const char *text, StateTable *ret) {
                 if (strncmp(l->owner, "uid:", 4) != 0 && strncmp(l->owner, "unit:", 5) != 0) {
                         r = -EBADMSG;
                         goto out;
+                }
+        }
+        if (json_object_object_get_ex(root, "sessions", &arr)) {
+                if (!json_object_is_type(arr, json_type_array)) {
+                        r = -EBADMSG;
+                        goto out;
+                }
+                for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                        json_object *e = json_object_array_get_idx(arr, i);
+                        uint64_t uid = 0, gid = 0, pid = 0;
+                        StateSession *x;
+
+                        if (!json_object_is_type(e, json_type_object)) {
+                                r = -EBADMSG;
+                                goto out;
+                        }
+                        r = state_table_add_session(&t, &x);
+                        if (r < 0)
+                                goto out;
+                        if ((r = get_str(e, "id", true, &x->id)) < 0 || (r = get_str(e, "user", true, &x->user)) < 0 ||
+                            (r = get_str(e, "service", false, &x->service)) < 0 ||
+                            (r = get_str(e, "tty", false, &x->tty)) < 0 ||
+                            (r = get_u64(e, "uid", &uid)) < 0 || (r = get_u64(e, "gid", &gid)) < 0 ||
+                            (r = get_u64(e, "leader_pid", &pid)) < 0 ||
+                            (r = get_u64(e, "leader_start", &x->leader_start)) < 0 ||
+                            (r = get_u64(e, "opened_usec", &x->opened)) < 0)
+                                goto out;
+                        if (uid >= UINT32_MAX || gid >= UINT32_MAX || pid == 0 || pid > INT32_MAX) {
+                                r = -EBADMSG;
+                                goto out;
+                        }
+                        x->uid = (uid_t) uid;
+                        x->gid = (gid_t) gid;
+                        x->leader_pid = (pid_t) pid;
                 }
         }
         *ret = t;
@@ -385,13 +461,15 @@ const StateSecret *state_secrets_find(const StateSecrets *s, const char *owner, 
  * @now_realtime:      now
  * @idle_release_usec: [broker] idle_release_sec (0 = never)
  * @unit_running:      for a unit's lease: 1 its cgroup is populated, 0 not, negative unknown
+ * @user_has_session:  for a user's lease: the user has a PAM session whose leader still runs
  *
  * Replaced leases are revoked. A lease (or its token) that has ended is dropped. A unit's lease is kept
  * while the unit runs (unknown counts as running: revoking under a live service is the worse mistake).
- * A user's lease is kept unless it was idle past idle_release_sec already (its idle clock then restarts).
+ * A user's lease is kept while the user has a live session, else unless it was idle past
+ * idle_release_sec already (its idle clock then restarts).
  */
 StateVerdict state_lease_verdict(const StateLease *l, usec_t now_realtime, usec_t idle_release_usec,
-                                 int unit_running) {
+                                 int unit_running, bool user_has_session) {
         if (l->lease_id && ((l->expires > 0 && l->expires <= now_realtime) ||
                             (l->token_expires > 0 && l->token_expires <= now_realtime)))
                 return STATE_DROP;
@@ -399,7 +477,8 @@ StateVerdict state_lease_verdict(const StateLease *l, usec_t now_realtime, usec_
                 return l->lease_id ? STATE_REVOKE : STATE_DROP;
         if (strncmp(l->owner, "unit:", 5) == 0)
                 return unit_running == 0 ? (l->lease_id ? STATE_REVOKE : STATE_DROP) : STATE_KEEP;
-        if (idle_release_usec > 0 && l->last_used > 0 && usec_add(l->last_used, idle_release_usec) <= now_realtime)
+        if (!user_has_session && idle_release_usec > 0 && l->last_used > 0 &&
+            usec_add(l->last_used, idle_release_usec) <= now_realtime)
                 return l->lease_id ? STATE_REVOKE : STATE_DROP;
         return STATE_KEEP;
 }

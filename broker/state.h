@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "common/time-util.h"
 
@@ -33,9 +35,24 @@ typedef struct StateLease {
         bool no_data;           /* restored without its secret: renewed, never handed out */
 } StateLease;
 
+/* A PAM session: its connection does not survive a restart, its leader process may. */
+typedef struct StateSession {
+        char *id;
+        char *user;
+        char *service;
+        char *tty;
+        uid_t uid;
+        gid_t gid;
+        pid_t leader_pid;
+        uint64_t leader_start;  /* clock ticks after boot, /proc/PID/stat field 22 */
+        usec_t opened;
+} StateSession;
+
 typedef struct StateTable {
         StateLease *leases;
         size_t n_leases;
+        StateSession *sessions;
+        size_t n_sessions;
 } StateTable;
 
 /* The fd-store handover: the broker token and the secret values, keyed like the table. */
@@ -61,6 +78,7 @@ typedef enum StateVerdict {
 
 void state_table_done(StateTable *t);
 int state_table_add(StateTable *t, StateLease **ret);
+int state_table_add_session(StateTable *t, StateSession **ret);
 int state_table_to_json(const StateTable *t, char **ret);
 int state_table_from_json(const char *text, StateTable *ret);
 
@@ -72,4 +90,4 @@ const StateSecret *state_secrets_find(const StateSecrets *s, const char *owner, 
                                       const char *lease_id);
 
 StateVerdict state_lease_verdict(const StateLease *l, usec_t now_realtime, usec_t idle_release_usec,
-                                 int unit_running);
+                                 int unit_running, bool user_has_session);

@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 for (size_t i = 0; i < t.n_leases; i++) {
                         assert(strcmp(u.leases[i].owner, t.leases[i].owner) == 0);
                         assert(u.leases[i].expires == t.leases[i].expires);
-                        (void) state_lease_verdict(&t.leases[i], 1000, 10, -1);
+                        (void) state_lease_verdict(&t.leases[i], 1000, 10, -1, false);
                 }
                 free(out);
                 state_table_done(&u);

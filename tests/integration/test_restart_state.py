@@ -81,3 +81,50 @@ def test_clean_stop_keeps_leases_for_the_next_start(make_broker, vaultdev, pg, t
     r = b.vlease("vlalice", "release", "db-reader")
     assert r.returncode == 0, r.stderr
     wait_for(lambda: not pg.role_exists(old["data"]["username"]), 15, what="the role to be dropped")
+
+
+SESSION_HOLDER = r"""
+import sys
+sys.path.insert(0, sys.argv[2])
+from varlink import Connection
+c = Connection(sys.argv[1])
+sid = c.call("io.vlease.Broker.OpenSession", {"user": "vlalice", "wait_usec": 0})["session"]
+print(sid, flush=True)
+sys.stdin.readline()     # hold the session (the leader) until told to go
+"""
+
+
+def test_pam_session_survives_kill9_and_its_end_releases(make_broker, vaultdev, pg, tmp_path):
+    """The table carries sessions (leader pid and start time): after kill -9 a session whose leader
+    still runs is taken over, keeps its user's lease although it was idle, and when the leader exits
+    the session ends and release_on_logout revokes the lease."""
+    import subprocess
+    from broker import PY, SRC
+    b, state = start_with_state(make_broker, tmp_path, "idle_release_sec = 2")
+    holder = subprocess.Popen([PY, "-c", SESSION_HOLDER, b.socket, os.path.join(SRC, "tests", "lib")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        sid = holder.stdout.readline().strip()
+        assert len(sid) == 32, sid
+        rc, cred, err = b.get("vlalice", "db-reader")
+        assert rc == 0, err
+        wait_for(lambda: json.load(open(os.path.join(state, "leases.json"))).get("sessions"), 10,
+                 what="the session in the table")
+        b.kill()
+        deadline = time.monotonic() + 2.5          # idle by idle_release_sec, but the session holds it
+        wait_for(lambda: time.monotonic() > deadline, 5, what="the idle period to pass")
+        b.start(args=["--state-dir", state])
+        wait_for(lambda: f"Session {sid[:8]} of vlalice restored" in b.log(), 10, what="the session restored")
+        assert "Restored 'db-reader' of uid:" in b.log(), b.log()
+        st = b.call("root", "io.vlease.Broker.Status")["parameters"]
+        assert st["sessions"] == 1, st
+        assert pg.role_exists(cred["data"]["username"])
+        # the leader exits: the session ends, its last-logout release revokes the lease
+        holder.stdin.close()
+        assert holder.wait(10) == 0
+        wait_for(lambda: not pg.role_exists(cred["data"]["username"]), 15, what="release at the session's end")
+        assert "its leader process exited" in b.log()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()

@@ -61,7 +61,14 @@ class System:
         self.snapshot = None
         self.container = None
 
+    def broker_roles(self):
+        """PostgreSQL roles made by Vault's database engine (v-...) now."""
+        return set(self.pg.psql_admin("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'").split())
+
     def start(self):
+        # the PostgreSQL cluster may be shared with other suites of the same session: what was there
+        # before the container booted is not the system suite's
+        self.roles_before = self.broker_roles()
         self.snapshot = HostSnapshot(self.destdir)
         with open(POLICY) as f:
             self.vaultdev.write_policy("vleased", f.read())

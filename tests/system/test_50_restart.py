@@ -181,9 +181,11 @@ def test_nothing_left_behind_and_journal_clean(system, container, pg):
     (no lease orphaned across the restarts), and the broker's journal shows no sandbox or fd-store
     trouble."""
     def live_roles():
-        out = pg.psql_admin("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'").split()
-        return [r for r in out if r.strip()]
-    wait_for(lambda: not live_roles(), 30, what="every broker-made role to be revoked")
+        return sorted(system.broker_roles() - system.roles_before)
+    try:
+        wait_for(lambda: not live_roles(), 30, what="every broker-made role to be revoked")
+    except AssertionError as e:
+        raise AssertionError("%s: %s\n%s" % (e, live_roles(), container.journal("vleased.service")[-8000:]))
     log = container.journal("vleased.service")
     bad = [line for line in log.splitlines()
            if re.search(r"(?i)operation not permitted|seccomp|SIGSYS|core-dump|watchdog|fd store|"

@@ -40,6 +40,19 @@ static void test_table_roundtrip(void **state) {
         e->cgroup = strdup("/system.slice/app.service");
         e->retiree = true;
         e->lease_id = strdup("x");
+        {
+                StateSession *x;
+
+                assert_int_equal(state_table_add_session(&t, &x), 0);
+                x->id = strdup("0123abcd");
+                x->user = strdup("alice");
+                x->service = strdup("sshd");
+                x->uid = 1000;
+                x->gid = 1000;
+                x->leader_pid = 4242;
+                x->leader_start = 987654;
+                x->opened = S(7);
+        }
 
         assert_int_equal(state_table_to_json(&t, &text), 0);
         assert_null(strstr(text, "password"));
@@ -55,6 +68,13 @@ static void test_table_roundtrip(void **state) {
         assert_true(u.leases[0].renewable && !u.leases[0].retiree);
         assert_string_equal(u.leases[1].cgroup, "/system.slice/app.service");
         assert_true(u.leases[1].retiree);
+        assert_int_equal(u.n_sessions, 1);
+        assert_string_equal(u.sessions[0].id, "0123abcd");
+        assert_string_equal(u.sessions[0].user, "alice");
+        assert_string_equal(u.sessions[0].service, "sshd");
+        assert_null(u.sessions[0].tty);
+        assert_true(u.sessions[0].uid == 1000 && u.sessions[0].gid == 1000 && u.sessions[0].leader_pid == 4242);
+        assert_true(u.sessions[0].leader_start == 987654 && u.sessions[0].opened == S(7));
         free(text);
         state_table_done(&t);
         state_table_done(&u);
@@ -109,27 +129,29 @@ static void test_verdict(void **state) {
         StateLease l = { .owner = (char *) "uid:1000", .credential = (char *) "db", .lease_id = (char *) "L",
                          .expires = S(1000), .token_expires = S(5000), .last_used = S(500) };
 
-        assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1), STATE_KEEP);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1, false), STATE_KEEP);
         /* idle past idle_release_sec before the restart: revoked */
-        assert_int_equal(state_lease_verdict(&l, S(600), S(60), -1), STATE_REVOKE);
-        assert_int_equal(state_lease_verdict(&l, S(600), 0, -1), STATE_KEEP);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), -1, false), STATE_REVOKE);
+        assert_int_equal(state_lease_verdict(&l, S(600), 0, -1, false), STATE_KEEP);
+        /* ... unless the user has a live session */
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), -1, true), STATE_KEEP);
         /* ended, or its token did */
-        assert_int_equal(state_lease_verdict(&l, S(1000), S(3600), -1), STATE_DROP);
+        assert_int_equal(state_lease_verdict(&l, S(1000), S(3600), -1, false), STATE_DROP);
         l.token_expires = S(550);
-        assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1), STATE_DROP);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1, false), STATE_DROP);
         l.token_expires = 0;
         l.retiree = true;
-        assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1), STATE_REVOKE);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1, false), STATE_REVOKE);
         l.retiree = false;
         /* units: kept while running (or unknown), never idle-released */
         l.owner = (char *) "unit:app.service";
-        assert_int_equal(state_lease_verdict(&l, S(600), S(60), 1), STATE_KEEP);
-        assert_int_equal(state_lease_verdict(&l, S(600), S(60), -EIO), STATE_KEEP);
-        assert_int_equal(state_lease_verdict(&l, S(600), S(60), 0), STATE_REVOKE);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), 1, false), STATE_KEEP);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), -EIO, false), STATE_KEEP);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), 0, false), STATE_REVOKE);
         /* a static secret: nothing to revoke */
         l.lease_id = NULL;
         l.expires = 0;
-        assert_int_equal(state_lease_verdict(&l, S(600), S(60), 0), STATE_DROP);
+        assert_int_equal(state_lease_verdict(&l, S(600), S(60), 0, false), STATE_DROP);
 }
 
 int main(void) {
