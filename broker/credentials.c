@@ -21,7 +21,9 @@
  * Refusing is harder than it looks: a clean close gives the unit an EMPTY credential and lets it start
  * (field-failures B23; SO_LINGER 0 does not reset an AF_UNIX connection). systemd reads socket sources
  * with READ_FULL_FILE_FAIL_WHEN_LARGER and a 1 MiB limit (CREDENTIAL_SIZE_MAX), and fails credential
- * setup with E2BIG when a source sends more: the unit then fails with 243/CREDENTIALS and does not run.
+ * setup with E2BIG when a source sends more: the unit then fails with 243/CREDENTIALS and does not run
+ * (measured with systemd 252, which logs "Failed to set up credentials: Protocol error" because the
+ * E2BIG happens in its credential-loading child; tests/system/test_40_credentials.py).
  * So a refusal sends CREDENTIAL_SIZE_MAX + 1 bytes of filler that can never be mistaken for a
  * credential, and every refusal is logged with its reason. An answer that would itself exceed the
  * limit is refused the same way rather than truncated.
