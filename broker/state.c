@@ -23,6 +23,7 @@
 #include <json-c/json.h>
 
 #include "broker/state.h"
+#include "common/json-util.h"
 #include "common/memory-util.h"
 #include "common/secret.h"
 
@@ -83,22 +84,12 @@ int state_table_add_session(StateTable *t, StateSession **ret) {
         return 0;
 }
 
-static int add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 static int add_str(json_object *o, const char *key, const char *v) {
-        return v ? add(o, key, json_object_new_string(v)) : 0;
+        return v ? json_object_add_or_put(o, key, json_object_new_string(v)) : 0;
 }
 
 static int add_u64(json_object *o, const char *key, uint64_t v) {
-        return v ? add(o, key, json_object_new_int64((int64_t) MIN(v, (uint64_t) INT64_MAX))) : 0;
+        return v ? json_object_add_or_put(o, key, json_object_new_int64((int64_t) MIN(v, (uint64_t) INT64_MAX))) : 0;
 }
 
 /**
@@ -115,7 +106,8 @@ int state_table_to_json(const StateTable *t, char **ret) {
         if (!root)
                 return -ENOMEM;
         arr = json_object_new_array();
-        if (add(root, "version", json_object_new_int(STATE_VERSION)) < 0 || add(root, "leases", arr) < 0)
+        if (json_object_add_or_put(root, "version", json_object_new_int(STATE_VERSION)) < 0 ||
+            json_object_add_or_put(root, "leases", arr) < 0)
                 goto out;
         for (size_t i = 0; i < t->n_leases; i++) {
                 const StateLease *l = &t->leases[i];
@@ -131,14 +123,14 @@ int state_table_to_json(const StateTable *t, char **ret) {
                     add_u64(e, "renewed_usec", l->renewed) < 0 || add_u64(e, "expires_usec", l->expires) < 0 ||
                     add_u64(e, "ttl_usec", l->ttl) < 0 || add_u64(e, "token_expires_usec", l->token_expires) < 0 ||
                     add_u64(e, "last_used_usec", l->last_used) < 0 || add_u64(e, "renewals", l->renewals) < 0 ||
-                    add(e, "renewable", json_object_new_boolean(l->renewable)) < 0 ||
-                    add(e, "capped", json_object_new_boolean(l->capped)) < 0 ||
-                    add(e, "retiree", json_object_new_boolean(l->retiree)) < 0 ||
-                    add(e, "no_data", json_object_new_boolean(l->no_data)) < 0)
+                    json_object_add_or_put(e, "renewable", json_object_new_boolean(l->renewable)) < 0 ||
+                    json_object_add_or_put(e, "capped", json_object_new_boolean(l->capped)) < 0 ||
+                    json_object_add_or_put(e, "retiree", json_object_new_boolean(l->retiree)) < 0 ||
+                    json_object_add_or_put(e, "no_data", json_object_new_boolean(l->no_data)) < 0)
                         goto out;
         }
         arr = json_object_new_array();
-        if (add(root, "sessions", arr) < 0)
+        if (json_object_add_or_put(root, "sessions", arr) < 0)
                 goto out;
         for (size_t i = 0; i < t->n_sessions; i++) {
                 const StateSession *x = &t->sessions[i];
@@ -150,9 +142,9 @@ int state_table_to_json(const StateTable *t, char **ret) {
                 }
                 if (add_str(e, "id", x->id) < 0 || add_str(e, "user", x->user) < 0 ||
                     add_str(e, "service", x->service) < 0 || add_str(e, "tty", x->tty) < 0 ||
-                    add(e, "uid", json_object_new_int64(x->uid)) < 0 ||
-                    add(e, "gid", json_object_new_int64(x->gid)) < 0 ||
-                    add(e, "leader_pid", json_object_new_int64(x->leader_pid)) < 0 ||
+                    json_object_add_or_put(e, "uid", json_object_new_int64(x->uid)) < 0 ||
+                    json_object_add_or_put(e, "gid", json_object_new_int64(x->gid)) < 0 ||
+                    json_object_add_or_put(e, "leader_pid", json_object_new_int64(x->leader_pid)) < 0 ||
                     add_u64(e, "leader_start", x->leader_start) < 0 || add_u64(e, "opened_usec", x->opened) < 0)
                         goto out;
         }
@@ -315,21 +307,6 @@ int state_secrets_add(StateSecrets *s, StateSecret **ret) {
         return 0;
 }
 
-/* Wipe every string inside a json-c tree before it is released: json-c frees without wiping. */
-static void json_wipe(json_object *o) {
-        if (!o)
-                return;
-        if (json_object_is_type(o, json_type_string))
-                explicit_bzero_safe((char *) json_object_get_string(o), (size_t) json_object_get_string_len(o));
-        else if (json_object_is_type(o, json_type_object)) {
-                json_object_object_foreach(o, k, v) {
-                        (void) k;
-                        json_wipe(v);
-                }
-        } else if (json_object_is_type(o, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(o); i++)
-                        json_wipe(json_object_array_get_idx(o, i));
-}
 
 static json_object *new_secret_string(const Secret *s) {
         return json_object_new_string_len(secret_get(s), (int) secret_size(s));
@@ -349,9 +326,9 @@ int state_secrets_serialize(const StateSecrets *s, Secret **ret) {
         if (!root)
                 return -ENOMEM;
         arr = json_object_new_array();
-        if (add(root, "secrets", arr) < 0 || add_u64(root, "generation", s->generation) < 0)
+        if (json_object_add_or_put(root, "secrets", arr) < 0 || add_u64(root, "generation", s->generation) < 0)
                 goto out;
-        if (s->token && add(root, "token", new_secret_string(s->token)) < 0)
+        if (s->token && json_object_add_or_put(root, "token", new_secret_string(s->token)) < 0)
                 goto out;
         for (size_t i = 0; i < s->n_secrets; i++) {
                 const StateSecret *x = &s->secrets[i];
@@ -362,7 +339,7 @@ int state_secrets_serialize(const StateSecrets *s, Secret **ret) {
                         goto out;
                 }
                 if (add_str(e, "owner", x->owner) < 0 || add_str(e, "credential", x->credential) < 0 ||
-                    add_str(e, "lease_id", x->lease_id) < 0 || add(e, "data", new_secret_string(x->data)) < 0)
+                    add_str(e, "lease_id", x->lease_id) < 0 || json_object_add_or_put(e, "data", new_secret_string(x->data)) < 0)
                         goto out;
         }
         text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
@@ -371,7 +348,7 @@ int state_secrets_serialize(const StateSecrets *s, Secret **ret) {
                 explicit_bzero_safe((char *) text, strlen(text));
         }
 out:
-        json_wipe(root);
+        json_object_wipe(root);
         json_object_put(root);
         return r;
 }
@@ -393,7 +370,7 @@ int state_secrets_parse(const char *text, size_t size, StateSecrets *ret) {
                 return -ENOMEM;
         root = json_tokener_parse_ex(tok, text, (int) MIN(size, (size_t) INT32_MAX));
         if (json_tokener_get_error(tok) != json_tokener_success) {
-                json_wipe(root);
+                json_object_wipe(root);
                 json_object_put(root);
                 root = NULL;
         }
@@ -433,7 +410,7 @@ int state_secrets_parse(const char *text, size_t size, StateSecrets *ret) {
         s = (StateSecrets) {};
         r = 0;
 out:
-        json_wipe(root);
+        json_object_wipe(root);
         json_object_put(root);
         state_secrets_done(&s);
         return r;

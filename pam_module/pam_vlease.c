@@ -43,6 +43,7 @@
 #include <security/pam_modutil.h>
 
 #include "common/macro.h"
+#include "common/json-util.h"
 #include "common/memory-util.h"
 #include "common/socket-util.h"
 #include "common/time-util.h"
@@ -164,20 +165,6 @@ static int broker_connect(pam_handle_t *pamh, const Args *args, usec_t deadline,
         }
         *ret_fd = TAKE_FD(fd);
         return 0;
-}
-
-/* Wipes every string in a json-c tree: json-c frees without wiping. */
-static void json_wipe(json_object *o) {
-        if (!o)
-                return;
-        if (json_object_is_type(o, json_type_string))
-                explicit_bzero_safe((char *) json_object_get_string(o), (size_t) json_object_get_string_len(o));
-        else if (json_object_is_type(o, json_type_object)) {
-                json_object_object_foreach(o, k, v) {
-                        (void) k;
-                        json_wipe(v);
-                }
-        }
 }
 
 /*
@@ -460,13 +447,13 @@ _public_ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int a
 
         params = json_object_new_object();
         if (!params || add_string(params, "user", user) < 0 || add_string(params, "password", password) < 0) {
-                json_wipe(params);
+                json_object_wipe(params);
                 json_object_put(params);
                 return PAM_BUF_ERR;
         }
         cr = broker_call(pamh, fd, INTERFACE ".Login", params, deadline, &reply, &error);
         if (json_object_object_get_ex(params, "password", &pw))
-                json_wipe(pw);
+                json_object_wipe(pw);
         json_object_put(params);
 
         switch (cr) {
