@@ -34,6 +34,16 @@ def vaultdev(pg):
     vd.stop()
 
 
+@pytest.fixture(scope="session")
+def approle(vaultdev):
+    """The broker's Vault identity: the shipped policy (packaging/vault) and an AppRole role using it.
+    Returns (role_id, secret_id)."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "packaging", "vault",
+                           "vleased-policy.hcl")) as f:
+        vaultdev.write_policy("vleased", f.read())
+    return vaultdev.setup_approle("vleased", policies=["vleased"], token_ttl=3600, token_max_ttl=86400)
+
+
 def make_tls_certs(directory):
     """A throwaway CA and a server cert for 127.0.0.1/localhost, made with the openssl CLI.
     Returns dict(ca=..., cert=..., key=...) of file paths."""

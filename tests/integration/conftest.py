@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from broker import POLICY, VLEASE, VLEASED, Broker
+from broker import VLEASE, VLEASED, Broker
 from localusers import LocalUsers
 
 USERS = {"vlalice": (), "vlbob": (), "vlcarol": (), "vldave": ("vldbusers",)}
@@ -29,14 +29,6 @@ def users():
         lu.user(name, groups)
     yield lu
     lu.cleanup()
-
-
-@pytest.fixture(scope="session")
-def approle(vaultdev):
-    """The broker's Vault identity: the shipped policy and an AppRole role using it."""
-    with open(POLICY) as f:
-        vaultdev.write_policy("vleased", f.read())
-    return vaultdev.setup_approle("vleased", policies=["vleased"], token_ttl=3600, token_max_ttl=86400)
 
 
 def vault_section(vault_addr, extra=""):

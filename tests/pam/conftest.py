@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from broker import POLICY, VLEASE, VLEASED, Broker
+from broker import VLEASE, VLEASED, Broker
 from localusers import LocalUsers
 
 from pamhelpers import PAM_DRIVER, PAM_MODULE, PAMTEST_RUN
@@ -34,13 +34,6 @@ def users():
         lu.user(name, groups)
     yield lu
     lu.cleanup()
-
-
-@pytest.fixture(scope="session")
-def approle(vaultdev):
-    with open(POLICY) as f:
-        vaultdev.write_policy("vleased", f.read())
-    return vaultdev.setup_approle("vleased", policies=["vleased"], token_ttl=3600, token_max_ttl=86400)
 
 
 VAULT = """[vault]
