@@ -560,7 +560,7 @@ static int add_list(ParseContext *ctx, const char *key, char ***list, const char
 }
 
 static int parse_seconds(ParseContext *ctx, const char *key, const char *v, uint64_t min, usec_t *ret) {
-        uint64_t x;
+        uint64_t x = 0;     /* set on success only; gcc -O3 cannot see that fail_at() is negative */
 
         if (parse_uint(v, min, CONFIG_SEC_MAX, &x) < 0)
                 return fail_at(ctx, ctx->line, "invalid value '%s' for %s (seconds, %llu to %llu)", v, key,
@@ -649,7 +649,7 @@ static int handle_vault(ParseContext *ctx, const char *k, const char *v) {
 
 static int handle_broker(ParseContext *ctx, const char *k, const char *v) {
         BrokerConfig *c = &ctx->config->broker;
-        uint64_t x;
+        uint64_t x = 0;     /* set on success only; gcc -O3 cannot see that fail_at() is negative */
         int r;
 
         if (strcmp(k, "idle_release_sec") == 0)
