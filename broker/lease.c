@@ -43,6 +43,7 @@
 #include "broker/state.h"
 #include "broker/session.h"
 #include "broker/vault.h"
+#include "common/hashtable.h"
 #include "common/memory-util.h"
 #include "common/secret.h"
 
@@ -82,6 +83,7 @@ struct LeaseWaiter {
 struct Lease {
         Manager *manager;
         Lease *prev, *next;
+        HashEntry index;                /* in manager->lease_index, by lease_key() */
 
         uid_t uid;                      /* UID_INVALID for a unit's lease */
         char *unit;                     /* NULL, or the unit owning it (LoadCredential=) */
@@ -959,19 +961,42 @@ static void lease_unit_cannot_renew(Lease *l) {
 
 /* ---- the cache ---- */
 
+/* The index key: the owner (a uid, or a unit's name) and the credential's name. */
+static uint64_t lease_key(uid_t uid, const char *unit, const char *name) {
+        uint64_t h = HASH_INIT;
+
+        if (unit)
+                h = hash_string(hash_u64(h, 1), unit);
+        else
+                h = hash_u64(hash_u64(h, 0), uid);
+        return hash_string(h, name);
+}
+
+#define lease_of(e) ((Lease *) ((char *) (e) - offsetof(Lease, index)))
+
 static Lease *lease_find(Manager *m, uid_t uid, const char *name) {
-        for (Lease *l = m->leases; l; l = l->next)
+        uint64_t h = lease_key(uid, NULL, name);
+
+        HASHTABLE_FOREACH_HASH(e, &m->lease_index, h) {
+                Lease *l = lease_of(e);
+
                 if (!l->unit && !l->no_data && l->uid == uid && strcmp(l->cred->name, name) == 0)
                         return l;
+        }
         return NULL;
 }
 
 /* A unit's lease being revoked (the unit stopped) is no longer its: a restart gets a new one. */
 static Lease *lease_find_unit(Manager *m, const char *unit, const char *name) {
-        for (Lease *l = m->leases; l; l = l->next)
+        uint64_t h = lease_key((uid_t) -1, unit, name);
+
+        HASHTABLE_FOREACH_HASH(e, &m->lease_index, h) {
+                Lease *l = lease_of(e);
+
                 if (l->unit && !l->release_requested && !l->no_data && strcmp(l->unit, unit) == 0 &&
                     strcmp(l->cred->name, name) == 0)
                         return l;
+        }
         return NULL;
 }
 
@@ -989,7 +1014,9 @@ static int lease_new(Manager *m, uid_t uid, const char *unit, const CredentialCo
         if ((unit ? asprintf(&l->owner, "unit:%s", unit) : asprintf(&l->owner, "uid:%u", (unsigned) uid)) < 0)
                 l->owner = NULL;
         if (!l->owner || asprintf(&l->description, "lease:%s", cred->name) < 0 ||
-            (unit && !(l->unit = strdup(unit)))) {
+            (unit && !(l->unit = strdup(unit))) ||
+            hashtable_add(&m->lease_index, &l->index, lease_key(uid, unit, cred->name)) < 0) {
+                free(l->unit);
                 free(l->owner);
                 free(l->description);
                 free(l);
@@ -1028,6 +1055,7 @@ Lease *lease_free(Lease *l) {
                 l->next->prev = l->prev;
         m->n_leases--;
         l->prev = l->next = NULL;
+        hashtable_remove(&m->lease_index, &l->index);
 
         l->req = vault_request_cancel(l->req);
         l->op = OP_NONE;

@@ -28,6 +28,7 @@
 #include "broker/session.h"
 #include "broker/userlogin.h"
 #include "broker/vault.h"
+#include "common/hashtable.h"
 #include "common/memory-util.h"
 
 #define STOP_REVOKE_TIMEOUT_USEC (10 * USEC_PER_SEC)
@@ -257,6 +258,7 @@ Manager *manager_free(Manager *m) {
         session_free_all(m);
         userlogin_free_all(m);
         lease_free_all(m);
+        hashtable_done(&m->lease_index);
         retirees_free_all(m);
         m->vault = vault_client_free(m->vault);
 

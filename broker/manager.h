@@ -12,6 +12,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "common/hashtable.h"
 #include "common/time-util.h"
 
 typedef struct Config Config;
@@ -52,6 +53,7 @@ typedef struct Manager {
 
         Lease *leases;
         unsigned n_leases;
+        HashTable lease_index;          /* the leases by (owner, credential name): lease.c */
         Retiree *retirees;              /* replaced leases waiting for their revoke */
 
         CredentialConn *credential_conns;       /* LoadCredential= connections being served */
