@@ -1640,23 +1640,37 @@ bool lease_accessor_in_use(Manager *m, const char *accessor) {
  * lease_count_owners() - distinct users and units holding leases, for STATUS=
  */
 void lease_count_owners(Manager *m, unsigned *ret_users, unsigned *ret_units) {
-        unsigned users = 0, units = 0;
+        struct OwnerSeen {
+                HashEntry e;
+                const char *owner;
+        };
+        _cleanup_free_ struct OwnerSeen *seen = NULL;
+        HashTable set = {};
+        unsigned users = 0, units = 0, n = 0;
 
-        for (Lease *l = m->leases; l; l = l->next) {
-                bool seen = false;
+        /* One pass with a set of the owners seen so far (not a walk of the list per lease). */
+        seen = calloc(MAX(m->n_leases, 1U), sizeof(struct OwnerSeen));
+        for (Lease *l = m->leases; l && seen && n < m->n_leases; l = l->next) {
+                uint64_t h = hash_string(HASH_INIT, l->owner);
+                bool dup = false;
 
-                for (Lease *k = m->leases; k != l; k = k->next)
-                        if (strcmp(k->owner, l->owner) == 0) {
-                                seen = true;
+                HASHTABLE_FOREACH_HASH(e, &set, h)
+                        if (strcmp(((struct OwnerSeen *) e)->owner, l->owner) == 0) {
+                                dup = true;
                                 break;
                         }
-                if (seen)
+                if (dup)
                         continue;
+                seen[n].owner = l->owner;
+                if (hashtable_add(&set, &seen[n].e, h) < 0)
+                        break;
+                n++;
                 if (l->unit)
                         units++;
                 else
                         users++;
         }
+        hashtable_done(&set);
         *ret_users = users;
         *ret_units = units;
 }

@@ -79,16 +79,16 @@ static int on_idle_exit(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_exit(m->event, 0);
 }
 
-/**
- * manager_update_status() - refresh STATUS= and the idle-exit timer after a change
- */
-void manager_update_status(Manager *m) {
+/* STATUS= is for humans: sent at most this often, however fast connections come and go. */
+#define STATUS_INTERVAL_USEC (100 * USEC_PER_MSEC)
+
+static int on_status(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
         unsigned users, units;
         VaultStatus vs;
-        bool idle;
 
-        if (!m || m->stopping || m->freeing)
-                return;
+        if (m->stopping || m->freeing)
+                return 0;
 
         lease_count_owners(m, &users, &units);
         vault_client_get_status(m->vault, &vs);
@@ -97,6 +97,35 @@ void manager_update_status(Manager *m) {
                           vs.sealed == 1 ? "sealed" : !vs.reachable && vs.last_error ? "unreachable" :
                           vs.logged_in ? "logged in" : "logging in",
                           vs.last_error ? " (last error)" : "");
+        return 0;
+}
+
+/* Schedules STATUS= unless it is already due: one update per STATUS_INTERVAL_USEC at most. */
+static void manager_schedule_status(Manager *m) {
+        int enabled = SD_EVENT_OFF;
+
+        if (!m->status_source) {
+                if (sd_event_add_time_relative(m->event, &m->status_source, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC,
+                                               STATUS_INTERVAL_USEC / 10, on_status, m) >= 0)
+                        (void) sd_event_source_set_description(m->status_source, "status");
+                return;
+        }
+        if (sd_event_source_get_enabled(m->status_source, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_time_relative(m->status_source, STATUS_INTERVAL_USEC);
+        (void) sd_event_source_set_enabled(m->status_source, SD_EVENT_ONESHOT);
+}
+
+/**
+ * manager_update_status() - after a change: schedule STATUS= and re-evaluate the idle-exit timer
+ */
+void manager_update_status(Manager *m) {
+        bool idle;
+
+        if (!m || m->stopping || m->freeing)
+                return;
+
+        manager_schedule_status(m);
 
         if (m->config->broker.idle_exit_usec == 0)
                 return;
@@ -266,6 +295,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->credentials_source);
         sd_event_source_disable_unref(m->stop_timer);
         sd_event_source_disable_unref(m->idle_source);
+        sd_event_source_disable_unref(m->status_source);
         if (m->own_sockets) {
                 safe_close(m->varlink_fd);
                 safe_close(m->credentials_fd);

@@ -70,6 +70,7 @@ typedef struct Manager {
         unsigned n_stop_pending;
         sd_event_source *stop_timer;
         sd_event_source *idle_source;
+        sd_event_source *status_source;         /* STATUS=, rate-limited */
         usec_t policy_refreshed;                /* last re-resolution of unresolved names (monotonic) */
 } Manager;
 
