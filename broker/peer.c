@@ -220,7 +220,9 @@ static void on_lease_done(const char *error, json_object *params, void *userdata
         if (r < 0)
                 log_warning_errno(r, "Failed to queue a reply to uid=%u: %m", (unsigned) p->ucred.uid);
         peer_call_finished(p);
-        peer_kick(p);
+        /* Answered from inside peer_process(): it goes on by itself, no extra loop pass needed. */
+        if (!p->in_process)
+                peer_kick(p);
 }
 
 /* ---- methods ---- */
@@ -555,7 +557,7 @@ static int peer_dispatch(Peer *p, const VarlinkCall *call) {
 }
 
 /* Handles complete buffered calls, one at a time, until one goes asynchronous. */
-static int peer_process(Peer *p) {
+static int peer_process_calls(Peer *p) {
         int r;
 
         while (!p->busy && p->out_size < OUT_HIGH_WATERMARK) {
@@ -594,6 +596,15 @@ static int peer_process(Peer *p) {
         return 0;
 }
 
+static int peer_process(Peer *p) {
+        int r;
+
+        p->in_process = true;
+        r = peer_process_calls(p);
+        p->in_process = false;
+        return r;
+}
+
 /* Runs everything that can run now, then decides what to wait for. May free @p. */
 static void peer_run(Peer *p) {
         int r;
@@ -622,8 +633,15 @@ static void peer_run(Peer *p) {
         peer_update_io(p);
 }
 
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
 static int on_defer(sd_event_source *s, void *userdata) {
-        peer_run(userdata);
+        Peer *p = userdata;
+
+        /* bytes left in the socket from the last edge: no new edge will come for them */
+        if (p->read_more && !p->eof)
+                return on_io(s, p->fd, EPOLLIN, p);
+        peer_run(p);
         return 0;
 }
 
@@ -637,10 +655,15 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         if (revents & EPOLLIN) {
                 ssize_t n = varlink_reader_read(&p->reader, p->fd);
 
+                /* Edge-triggered: a read that filled the buffer may have left bytes behind, and no new
+                 * edge comes for those; peer_update_io() comes back for them. A shorter read took all
+                 * there was: anything arriving later raises a new edge. */
+                p->read_more = n > 0 && p->reader.last_read_full;
                 if (n == 0)
                         p->eof = true;
                 else if (n == -ENOBUFS) {
                         /* buffer full: the caller must drain it first; process below */
+                        p->read_more = true;
                 } else if (n < 0 && n != -EAGAIN) {
                         if (n != -ECONNRESET)
                                 log_debug_errno((int) n, "Read from uid=%u failed: %m", (unsigned) p->ucred.uid);
@@ -667,11 +690,25 @@ static void peer_update_io(Peer *p) {
 
         /* epoll reports EPOLLHUP whatever the mask: with nothing to wait for, turn the source off */
         if (events == 0) {
-                (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_OFF);
+                if (p->io_events != 0)
+                        (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_OFF);
+                p->io_events = 0;
                 return;
         }
+
+        /* Bytes may be waiting that no edge will announce: read them from the defer source. */
+        if ((events & EPOLLIN) && p->read_more && !p->busy)
+                peer_kick(p);
+
+        /* Only when it changes: a MOD costs a syscall, and re-arms the edge, which is all it needs to
+         * report what is ready now. Turning the source on again does the same. */
+        events |= EPOLLET;
+        if (events == p->io_events)
+                return;
+        if (p->io_events == 0)
+                (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_ON);
         (void) sd_event_source_set_io_events(p->io_source, events);
-        (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_ON);
+        p->io_events = events;
 }
 
 /* SO_PEERGROUPS lists the supplementary groups only; a process whose primary group is the allowed
@@ -758,9 +795,10 @@ int peer_new(Manager *m, int fd, Peer **ret) {
         m->peers = p;
         m->n_peers++;
 
-        r = sd_event_add_io(m->event, &p->io_source, p->fd, EPOLLIN, on_io, p);
+        r = sd_event_add_io(m->event, &p->io_source, p->fd, EPOLLIN | EPOLLET, on_io, p);
         if (r < 0)
                 goto fail;
+        p->io_events = EPOLLIN | EPOLLET;
         (void) sd_event_source_set_description(p->io_source, "peer-io");
         r = sd_event_add_defer(m->event, &p->defer_source, on_defer, p);
         if (r < 0)

@@ -31,6 +31,9 @@ typedef struct Peer {
         size_t out_size;
         size_t out_allocated;
 
+        uint32_t io_events;             /* the mask the io source has now, 0 while it is off */
+        bool read_more;                 /* edge-triggered: bytes may be left in the socket */
+        bool in_process;                /* inside peer_process(): replies need no kick */
         bool eof;
         bool busy;                      /* a call is in progress */
         bool oneway;                    /* ... and its reply is to be dropped */

@@ -129,9 +129,11 @@ ssize_t varlink_reader_read(VarlinkReader *r, int fd) {
                 return -ENOBUFS;
 
         n = read(fd, r->buf + r->end, (size_t) room);
+        r->last_read_full = n < 0 && errno == EINTR;    /* interrupted: try again, it may hold more */
         if (n < 0)
                 return errno == EINTR ? -EAGAIN : negative_errno();
         r->end += (size_t) n;
+        r->last_read_full = n == room;
         return n;
 }
 

@@ -30,6 +30,7 @@ typedef struct VarlinkReader {
         size_t end;             /* end of buffered data */
         size_t scanned;         /* bytes from start already known to hold no NUL */
         size_t max;             /* hard cap on one message, NUL included */
+        bool last_read_full;    /* the last varlink_reader_read() filled all the room it had */
 } VarlinkReader;
 
 void varlink_reader_init(VarlinkReader *r, size_t max);
