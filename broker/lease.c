@@ -38,6 +38,7 @@
 #include "broker/lease.h"
 #include "broker/log.h"
 #include "broker/manager.h"
+#include "broker/reply-cache.h"
 #include "broker/restart.h"
 #include "broker/unit-util.h"
 #include "broker/state.h"
@@ -46,6 +47,7 @@
 #include "common/hashtable.h"
 #include "common/memory-util.h"
 #include "common/secret.h"
+#include "common/varlink.h"
 
 #define ERROR_VAULT_UNAVAILABLE "io.vlease.Broker.VaultUnavailable"
 #define ERROR_VAULT_ERROR "io.vlease.Broker.VaultError"
@@ -98,6 +100,7 @@ struct Lease {
         bool have_answer;
         char *lease_id;                 /* NULL for KV */
         Secret *data;                   /* JSON text of the secret's data object */
+        ReplyCache reply;               /* the wire bytes of a Get answer built from it */
         char *accessor;                 /* of the token that read it */
         LeaseTimes times;
         usec_t issued_boottime;         /* when the answer was first read (renewals keep it) */
@@ -300,6 +303,7 @@ static void answer_drop(Lease *l) {
         l->have_answer = false;
         l->lease_id = mfree_str(l->lease_id);
         l->data = secret_free(l->data);
+        reply_cache_clear(&l->reply);
         l->accessor = mfree_str(l->accessor);
         l->renewals = 0;
         l->times = (LeaseTimes) {};
@@ -373,6 +377,44 @@ static int build_credential(Lease *l, json_object **ret, char **ret_bad_field) {
 
         *ret = TAKE_PTR(reply);
         return 0;
+}
+
+static ReplyKey reply_key(Lease *l) {
+        if (!l->times.leased)
+                return (ReplyKey) {};
+        return (ReplyKey) {
+                .issued = l->issued_boottime,
+                .end = schedule_end(&l->times),
+                .cutoff = schedule_cutoff(&l->times),
+                .leased = true,
+                .renewable = l->times.renewable && !l->times.capped,
+        };
+}
+
+/* The wire bytes of the answer: from the reply cache, or built (and cached) now. */
+static int lease_reply_bytes(Lease *l, usec_t boottime, const char **ret_msg, size_t *ret_len) {
+        _cleanup_(json_put_wipedp) json_object *reply = NULL;
+        _cleanup_free_ char *bad = NULL;
+        ReplyKey key = reply_key(l);
+        usec_t offset = now(CLOCK_REALTIME) - boottime;
+        char *msg;
+        size_t len;
+        int r;
+
+        if (reply_cache_get(&l->reply, &key, offset, ret_msg, ret_len))
+                return 0;
+
+        r = build_credential(l, &reply, &bad);
+        if (r < 0)
+                return r;
+        r = varlink_reply(reply, &msg, &len);
+        if (r < 0)
+                return r;
+        r = reply_cache_put(&l->reply, &key, offset, msg, len);
+        erase_and_free(msg);
+        if (r < 0)
+                return r;
+        return reply_cache_get(&l->reply, &key, offset, ret_msg, ret_len) ? 0 : -EIO;
 }
 
 static void serve_waiters(Lease *l) {
@@ -1114,6 +1156,39 @@ static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const Creden
 int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_start, LeaseDoneFunc cb,
               void *userdata, LeaseWaiter **ret_waiter) {
         return lease_get_owner(m, uid, NULL, cred, NULL, NULL, 0, may_start, cb, userdata, ret_waiter);
+}
+
+/**
+ * lease_get_cached() - the wire bytes of a Get answered from the cache, without a waiter
+ * @m:       the manager
+ * @uid:     the owner
+ * @cred:    the credential, already authorised for @uid
+ * @ret_msg: the complete varlink reply, NUL included; valid until the event loop runs again. It
+ *           carries the secret: copy it into a buffer that is wiped.
+ * @ret_len: its length
+ *
+ * The fast path of a cached Get: no JSON is parsed or built while the answer's times stay the same.
+ * Anything else (no answer yet, past its hand-out cutoff, being released, a format error to report)
+ * is left to lease_get().
+ *
+ * Return: 1 with the bytes, 0 when the caller must use lease_get()
+ */
+int lease_get_cached(Manager *m, uid_t uid, const CredentialConfig *cred, const char **ret_msg, size_t *ret_len) {
+        usec_t n;
+        Lease *l;
+
+        l = lease_find(m, uid, cred->name);
+        if (!l || !l->have_answer || l->release_requested || !l->data)
+                return 0;
+        n = now(CLOCK_BOOTTIME);
+        if (!schedule_can_hand_out(&l->times, n))
+                return 0;
+        if (lease_reply_bytes(l, n, ret_msg, ret_len) < 0)
+                return 0;
+        /* Not re-armed here: when the idle timer fires, on_lease_timer() sees the new last_used and
+         * arms for the new deadline, so a hit costs no timer update. */
+        l->last_used = n;
+        return 1;
 }
 
 /**

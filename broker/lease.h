@@ -48,6 +48,7 @@ const char *lease_state_to_string(LeaseState s);
 
 int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_start, LeaseDoneFunc cb,
               void *userdata, LeaseWaiter **ret_waiter);
+int lease_get_cached(Manager *m, uid_t uid, const CredentialConfig *cred, const char **ret_msg, size_t *ret_len);
 int lease_get_unit(Manager *m, const char *unit, const char *cgroup, const CredentialConfig *cred, LeaseDoneFunc cb,
                    void *userdata, LeaseWaiter **ret_waiter);
 unsigned lease_release_unit(Manager *m, const char *unit);
