@@ -151,6 +151,7 @@ int config_new(Config **ret) {
         c->vault = (VaultConfig) {
                 .auth = VAULT_AUTH_APPROLE,
                 .timeout_usec = 30 * USEC_PER_SEC,
+                .max_concurrent_requests = 32,
         };
         c->vault.user_auth_mount = strdup("userpass");
         if (!c->vault.user_auth_mount) {
@@ -638,6 +639,15 @@ static int handle_vault(ParseContext *ctx, const char *k, const char *v) {
                 return parse_file_key(ctx, k, v, &c->token_file);
         if (strcmp(k, "timeout_sec") == 0)
                 return parse_seconds(ctx, k, v, 1, &c->timeout_usec);
+        if (strcmp(k, "max_concurrent_requests") == 0) {
+                uint64_t x = 0;
+                int r;
+
+                r = parse_count(ctx, k, v, 1, 4096, &x);
+                if (r >= 0)
+                        c->max_concurrent_requests = (unsigned) x;
+                return r;
+        }
         if (strcmp(k, "user_auth_mount") == 0) {
                 if (!vault_path_is_valid(v))
                         return fail_at(ctx, ctx->line, "invalid mount '%s' for user_auth_mount", v);

@@ -42,6 +42,7 @@ typedef struct VaultConfig {
         char *secret_id_file;
         char *token_file;
         usec_t timeout_usec;            /* timeout_sec, default 30 s */
+        unsigned max_concurrent_requests;       /* HTTP requests to Vault at once, default 32 */
         char *user_auth_mount;          /* default "userpass" */
 
         /* Filled by config_load_secrets(), NULL until then or when not needed */

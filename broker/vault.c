@@ -46,6 +46,7 @@ typedef enum RequestState {
         REQUEST_NEW,
         REQUEST_WAITING_LOGIN,  /* in client->waiting_login */
         REQUEST_WAITING_LOOKUP, /* in client->waiting_lookup, holding its 403 reply */
+        REQUEST_QUEUED,         /* in client->queued: waiting for a free slot (max_concurrent) */
         REQUEST_RUNNING,        /* in client->running, transfer added to curl */
         REQUEST_DELAYED,        /* in client->running, retry timer or deferred completion armed */
 } RequestState;
@@ -72,6 +73,8 @@ struct VaultRequest {
         VaultParseFlags parse_flags;
         bool idempotent;
         bool auth_retried;
+        bool internal;          /* the client's own (login, token upkeep): never queued */
+        bool in_flight;         /* counted in client->n_in_flight */
         unsigned attempt;
 
         VaultCallback callback;
@@ -119,6 +122,10 @@ struct VaultClient {
         bool renew_denied;
 
         VaultRequest *running, *waiting_login, *waiting_lookup;
+        VaultRequest *queued;           /* newest first: started from the tail (FIFO) */
+        unsigned n_in_flight;           /* transfers handed to curl */
+        unsigned max_in_flight;         /* [vault] max_concurrent_requests */
+        sd_event_source *queue_source;  /* starts queued requests once slots are free */
 
         VaultTokenChangedFunc token_changed;
         void *token_changed_userdata;
@@ -294,11 +301,22 @@ static bool name_is_valid(const char *n) {
 
 /* ---------------------------------------------------------------- requests */
 
+/* A slot came free: start queued requests from the event loop, never from inside a callback. */
+static void client_kick_queue(VaultClient *c) {
+        if (c->queued && c->queue_source)
+                (void) sd_event_source_set_enabled(c->queue_source, SD_EVENT_ONESHOT);
+}
+
 static void request_wipe_transfer(VaultRequest *req) {
         if (req->easy) {
                 curl_glue_remove(req->client->glue, req->easy);
                 curl_easy_cleanup(req->easy);
                 req->easy = NULL;
+        }
+        if (req->in_flight) {
+                req->in_flight = false;
+                req->client->n_in_flight--;
+                client_kick_queue(req->client);
         }
         for (struct curl_slist *l = req->headers; l; l = l->next)
                 if (l->data)
@@ -560,6 +578,8 @@ static int request_start(VaultRequest *req) {
         r = curl_glue_add(c->glue, req->easy);
         if (r < 0)
                 return r;
+        req->in_flight = true;
+        c->n_in_flight++;
 
         req->state = REQUEST_RUNNING;
         list_push(&c->running, req);
@@ -581,10 +601,41 @@ static int request_submit(VaultRequest *req) {
                                               c->last_error ?: "not logged in to Vault");
         }
 
+        /* Over the cap, wait in line: curl's timeout only starts once the transfer does, so a
+         * burst of first reads is sent as fast as Vault answers instead of all at once and timing
+         * out after it was served (a database credential Vault minted that nobody learns about). */
+        if (!req->internal && c->n_in_flight >= c->max_in_flight) {
+                req->state = REQUEST_QUEUED;
+                list_push(&c->queued, req);
+                return 0;
+        }
+
         r = request_start(req);
         if (r < 0) {
                 request_wipe_transfer(req);
                 return request_complete_later(req, VAULT_TRANSPORT, "failed to set up the HTTP request");
+        }
+        return 0;
+}
+
+static int on_queue(sd_event_source *s, void *userdata) {
+        VaultClient *c = userdata;
+
+        while (c->queued && c->n_in_flight < c->max_in_flight) {
+                VaultRequest *req = c->queued;
+
+                while (req->next)
+                        req = req->next;        /* the oldest */
+                list_unlink(req);
+                req->state = REQUEST_NEW;
+                if (request_submit(req) < 0) {
+                        VaultReply reply;
+
+                        if (vault_reply_transport_error(VAULT_TRANSPORT, "failed to start the request", &reply) >= 0)
+                                request_complete(req, &reply);
+                        else
+                                request_free(req);
+                }
         }
         return 0;
 }
@@ -988,7 +1039,12 @@ static void on_token_file_lookup(VaultRequest *req, const VaultReply *reply, voi
 
 static int client_new_internal(VaultClient *c, const char *method, const char *path, TokenMode mode,
                                VaultCallback cb, VaultRequest **ret) {
-        return request_new(c, method, path, mode, cb, c, ret);
+        int r;
+
+        r = request_new(c, method, path, mode, cb, c, ret);
+        if (r >= 0)
+                (*ret)->internal = true;
+        return r;
 }
 
 static void client_login(VaultClient *c) {
@@ -1311,6 +1367,13 @@ int vault_client_new(sd_event *e, const VaultConfig *cfg, VaultClient **ret) {
         } else
                 return -EINVAL;
 
+        c->max_in_flight = cfg->max_concurrent_requests > 0 ? cfg->max_concurrent_requests : 32;
+        r = sd_event_add_defer(c->event, &c->queue_source, on_queue, c);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(c->queue_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(c->queue_source, "vault-queue");
+
         r = curl_glue_new(e, on_transfer_finished, c, &c->glue);
         if (r < 0)
                 return r;
@@ -1331,6 +1394,8 @@ VaultClient *vault_client_free(VaultClient *c) {
         if (!c)
                 return NULL;
 
+        c->queue_source = sd_event_source_disable_unref(c->queue_source);
+        free_list(&c->queued);
         free_list(&c->running);
         free_list(&c->waiting_login);
         free_list(&c->waiting_lookup);
