@@ -66,6 +66,51 @@ static int lookup_id(const char *name, bool group, uint32_t *ret) {
         }
 }
 
+/* The names looked up during one policy_resolve(): each distinct name is asked of NSS once, not once
+ * per [credential] naming it (with many sections, re-reading /etc/passwd and /etc/group for each was
+ * most of a cold start). */
+typedef struct LookupMemo {
+        const char *name;               /* borrowed from the configuration */
+        bool group;
+        int result;                     /* lookup_id()'s return */
+        uint32_t id;
+} LookupMemo;
+
+typedef struct LookupCache {
+        LookupMemo *memos;
+        size_t n_memos;
+} LookupCache;
+
+static void lookup_cache_done(LookupCache *cache) {
+        free(cache->memos);
+}
+
+static int lookup_id_cached(LookupCache *cache, const char *name, bool group, uint32_t *ret) {
+        LookupMemo *m;
+        int r;
+
+        for (size_t i = 0; i < cache->n_memos; i++) {
+                m = &cache->memos[i];
+                if (m->group == group && strcmp(m->name, name) == 0) {
+                        if (m->result >= 0)
+                                *ret = m->id;
+                        return m->result;
+                }
+        }
+
+        r = lookup_id(name, group, ret);
+        if (r == -ENOMEM)
+                return r;
+        m = reallocarray(cache->memos, cache->n_memos + 1, sizeof(LookupMemo));
+        if (!m)
+                return r;       /* not remembered: asked again next time, still correct */
+        cache->memos = m;
+        cache->memos[cache->n_memos++] = (LookupMemo) {
+                .name = name, .group = group, .result = r, .id = r >= 0 ? *ret : 0,
+        };
+        return r;
+}
+
 static int note_unknown(char ***unknown, const char *credential, const char *what, const char *name, int error) {
         char *m = NULL;
 
@@ -91,7 +136,7 @@ static int note_unknown(char ***unknown, const char *credential, const char *wha
  * Return: 0 or -ENOMEM
  */
 /* Resolves one list of names into ids; unresolvable names are noted in @unknown and left out. */
-static int resolve_list(char **names, bool group, const char *credential, char ***unknown,
+static int resolve_list(LookupCache *cache, char **names, bool group, const char *credential, char ***unknown,
                         uint32_t **ret_ids, size_t *ret_n) {
         _cleanup_free_ uint32_t *ids = NULL;
         size_t n = strv_length(names), k = 0;
@@ -103,7 +148,7 @@ static int resolve_list(char **names, bool group, const char *credential, char *
                         return -ENOMEM;
         }
         for (size_t j = 0; j < n; j++) {
-                r = lookup_id(names[j], group, &ids[k]);
+                r = lookup_id_cached(cache, names[j], group, &ids[k]);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {
@@ -121,6 +166,7 @@ static int resolve_list(char **names, bool group, const char *credential, char *
 
 int policy_resolve(Config *c, char ***ret_unknown) {
         _cleanup_strv_free_ char **unknown = NULL;
+        _cleanup_(lookup_cache_done) LookupCache cache = {};
         int r;
 
         assert_cc(sizeof(uid_t) == sizeof(uint32_t) && sizeof(gid_t) == sizeof(uint32_t));
@@ -130,14 +176,14 @@ int policy_resolve(Config *c, char ***ret_unknown) {
                 uint32_t *ids;
                 size_t n;
 
-                r = resolve_list(cc->allow_users, false, cc->name, &unknown, &ids, &n);
+                r = resolve_list(&cache, cc->allow_users, false, cc->name, &unknown, &ids, &n);
                 if (r < 0)
                         return r;
                 free(cc->allow_uids);
                 cc->allow_uids = (uid_t *) ids;
                 cc->n_allow_uids = n;
 
-                r = resolve_list(cc->allow_groups, true, cc->name, &unknown, &ids, &n);
+                r = resolve_list(&cache, cc->allow_groups, true, cc->name, &unknown, &ids, &n);
                 if (r < 0)
                         return r;
                 free(cc->allow_gids);
