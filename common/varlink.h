@@ -49,6 +49,7 @@ typedef struct VarlinkCall {
 } VarlinkCall;
 
 int varlink_parse_call(const char *msg, size_t len, VarlinkCall *ret);
+bool varlink_match_name_call(const char *msg, size_t len, const char *method, char *name_buf, size_t name_size);
 void varlink_call_done(VarlinkCall *c);
 
 typedef struct VarlinkReply {

@@ -409,6 +409,56 @@ static void test_build(void **state) {
         json_object_put(p);
 }
 
+/* The fast match agrees with the full parser on what it accepts, and refuses anything unusual. */
+static void test_match_name_call(void **state) {
+        static const char *const no[] = {
+                "{\"method\":\"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"\"}}",
+                "{\"method\":\"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"d\\u0062\"}}",
+                "{\"method\":\"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"a b\"}}",
+                "{\"method\":\"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"db\"},\"oneway\":true}",
+                "{\"method\":\"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"db\",\"x\":1}}",
+                "{\"method\":\"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"db\"}} ",
+                "{\"method\": \"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"db\"}}",
+                "{\"parameters\":{\"name\":\"db\"},\"method\":\"io.vlease.Broker.Get\"}",
+                "{\"method\":\"io.vlease.Broker.GetX\",\"parameters\":{\"name\":\"db\"}}",
+                "{\"method\":\"io.vlease.Broker.Release\",\"parameters\":{\"name\":\"db\"}}",
+                "{\"method\":\"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"db\"}",
+                "{\"method\":\"io.vlease.Broker.Get\"}",
+                "",
+        };
+        static const char ok[] = "{\"method\":\"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"bench-4_2.x\"}}";
+        static const char nul[] = "{\"method\":\"io.vlease.Broker.Get\",\"parameters\":{\"name\":\"d\0b\"}}";
+        char name[16], small[4];
+        json_object *params;
+        VarlinkCall call = {};
+        const char *s;
+        char *msg;
+        size_t len;
+
+        assert_true(varlink_match_name_call(ok, strlen(ok), "io.vlease.Broker.Get", name, sizeof(name)));
+        assert_string_equal(name, "bench-4_2.x");
+        assert_int_equal(varlink_parse_call(ok, strlen(ok), &call), 0);
+        assert_string_equal(call.method, "io.vlease.Broker.Get");
+        assert_true(varlink_param_string(call.parameters, "name", true, &s) >= 0);
+        assert_string_equal(s, name);
+        varlink_call_done(&call);
+
+        /* what varlink_build_call() writes is what it matches */
+        params = json_object_new_object();
+        json_object_object_add(params, "name", json_object_new_string("db"));
+        assert_int_equal(varlink_build_call("io.vlease.Broker.Get", params, false, &msg, &len), 0);
+        assert_true(varlink_match_name_call(msg, len - 1, "io.vlease.Broker.Get", name, sizeof(name)));
+        assert_string_equal(name, "db");
+        free(msg);
+        json_object_put(params);
+
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                assert_false(varlink_match_name_call(no[i], strlen(no[i]), "io.vlease.Broker.Get", name, sizeof(name)));
+        assert_false(varlink_match_name_call(nul, sizeof(nul) - 1, "io.vlease.Broker.Get", name, sizeof(name)));
+        /* too long for the buffer: not matched (the full path then answers) */
+        assert_false(varlink_match_name_call(ok, strlen(ok), "io.vlease.Broker.Get", small, sizeof(small)));
+}
+
 static void test_parse_reply_malformed(void **state) {
         static const char * const bad[] = {
                 "",
@@ -446,6 +496,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_call_malformed),
                 cmocka_unit_test(test_params),
                 cmocka_unit_test(test_build),
+                cmocka_unit_test(test_match_name_call),
                 cmocka_unit_test(test_parse_reply_malformed),
         };
 
