@@ -1168,8 +1168,8 @@ int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_star
  * @ret_len: its length
  *
  * The fast path of a cached Get: no JSON is parsed or built while the answer's times stay the same.
- * Anything else (no answer yet, past its hand-out cutoff, being released, a format error to report)
- * is left to lease_get().
+ * Anything else (no answer yet, past its hand-out cutoff, being released, a format error to report,
+ * an identity = user credential) is left to lease_get() and userlogin_lease_get().
  *
  * Return: 1 with the bytes, 0 when the caller must use lease_get()
  */
@@ -1177,6 +1177,9 @@ int lease_get_cached(Manager *m, uid_t uid, const CredentialConfig *cred, const 
         usec_t n;
         Lease *l;
 
+        /* identity = user: only while the user's own login lasts, which userlogin_lease_get() checks */
+        if (cred->identity == CREDENTIAL_IDENTITY_USER)
+                return 0;
         l = lease_find(m, uid, cred->name);
         if (!l || !l->have_answer || l->release_requested || !l->data)
                 return 0;
