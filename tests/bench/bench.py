@@ -409,6 +409,12 @@ max_requests_per_uid = 128
                              f"{s['p99_us']:.0f} / {q['p99_us']:.0f} = {ratio(s['p99_us'], q['p99_us'])}",
                              f"{bs['p99_us']:.0f} / {bq['p99_us']:.0f} = {ratio(bs['p99_us'], bq['p99_us'])}",
                              ratio(s["p99_us"], q["p99_us"])))
+                # the machine's own contention (vaultdev and PostgreSQL on the same cores) slows the
+                # baseline's hits too: what is left is the broker's share
+                if q["p99_us"] and bq["p99_us"] and bs["p99_us"]:
+                    rel = (s["p99_us"] / q["p99_us"]) / (bs["p99_us"] / bq["p99_us"])
+                    rows.append(("3", f"{r['case']}: that slowdown over the baseline's own (hits in the storm: "
+                                 f"{s['n']} / {bs['n']})", f"{rel:.2f}x", "-", "-"))
         if "4_scale" in f:
             s = f["4_scale"]
             p = s["populate"]
