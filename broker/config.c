@@ -24,6 +24,7 @@
 
 #include "broker/config.h"
 #include "broker/format.h"
+#include "common/hashtable.h"
 #include "common/memory-util.h"
 #include "common/net-util.h"
 
@@ -197,6 +198,7 @@ Config *config_free(Config *c) {
         for (size_t i = 0; i < c->n_credentials; i++)
                 credential_config_done(&c->credentials[i]);
         free(c->credentials);
+        hashtable_done(&c->credential_index);
         free(c);
         return NULL;
 }
@@ -209,6 +211,19 @@ Config *config_free(Config *c) {
 const CredentialConfig *config_find_credential(const Config *c, const char *name) {
         if (!c || !name)
                 return NULL;
+        /* every Get looks its credential up: by name in the index, once the parse has built it */
+        if (c->credential_index.n_entries == c->n_credentials && c->n_credentials > 0) {
+                uint64_t h = hash_string(HASH_INIT, name);
+
+                HASHTABLE_FOREACH_HASH(e, &c->credential_index, h) {
+                        const CredentialConfig *cc = (const CredentialConfig *) ((const char *) e -
+                                                                                 offsetof(CredentialConfig, index));
+
+                        if (strcmp(cc->name, name) == 0)
+                                return cc;
+                }
+                return NULL;
+        }
         for (size_t i = 0; i < c->n_credentials; i++)
                 if (strcmp(c->credentials[i].name, name) == 0)
                         return &c->credentials[i];
@@ -875,6 +890,14 @@ static int finish(ParseContext *ctx, int r, Config **ret, char **ret_error) {
                 context_done(ctx, n);
                 return r;
         }
+
+        /* the credentials array no longer moves: index it by name (on failure lookups walk it) */
+        for (size_t i = 0; i < ctx->config->n_credentials; i++)
+                if (hashtable_add(&ctx->config->credential_index, &ctx->config->credentials[i].index,
+                                  hash_string(HASH_INIT, ctx->config->credentials[i].name)) < 0) {
+                        hashtable_done(&ctx->config->credential_index);
+                        break;
+                }
 
         *ret = TAKE_PTR(ctx->config);
         context_done(ctx, n);

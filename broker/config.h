@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/hashtable.h"
 #include "common/macro.h"
 #include "common/secret.h"
 #include "common/time-util.h"
@@ -63,6 +64,7 @@ typedef struct BrokerConfig {
 } BrokerConfig;
 
 typedef struct CredentialConfig {
+        HashEntry index;                /* in Config.credential_index */
         char *name;                     /* [A-Za-z0-9_.-]+ */
         char *path;                     /* Vault path, no leading '/' */
         char **allow_users;             /* strv, names or numeric uids */
@@ -86,6 +88,7 @@ typedef struct Config {
         BrokerConfig broker;
         CredentialConfig *credentials;  /* in order of first appearance */
         size_t n_credentials;
+        HashTable credential_index;     /* by name, built once parsed; empty: walk the array */
 } Config;
 
 int config_new(Config **ret);
