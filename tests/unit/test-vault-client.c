@@ -316,6 +316,41 @@ static void test_login_headers_and_queue(void **state) {
         fixture_done(&f);
 }
 
+/* Over max_concurrent_requests, requests wait in line and start in order as transfers finish. */
+static void test_max_concurrent(void **state) {
+        _cleanup_free_ char *login = response("200 OK", "", login_body);
+        _cleanup_free_ char *read = response("200 OK", "", "{\"lease_id\":\"\",\"lease_duration\":60,"
+                                             "\"data\":{\"k\":\"v\"}}");
+        static const char *const paths[] = { "kv/a", "kv/b", "kv/c", "kv/d" };
+        Result first = {}, r = {};
+        Fixture f;
+
+        fixture_init(&f, VAULT_AUTH_APPROLE);
+        f.cfg.max_concurrent_requests = 1;
+        f.server.responses[f.server.n_responses++] = login;
+        for (size_t i = 0; i < 1 + ELEMENTSOF(paths); i++)
+                f.server.responses[f.server.n_responses++] = read;
+        assert_int_equal(vault_client_new(f.event, &f.cfg, &f.client), 0);
+        assert_int_equal(vault_client_start(f.client), 0);
+        assert_int_equal(vault_read(f.client, "kv/first", NULL, 0, on_reply, &first, NULL), 0);
+        run_until(f.event, &first, 1);
+        assert_int_equal(first.result, VAULT_OK);
+
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++)
+                assert_int_equal(vault_read(f.client, paths[i], NULL, 0, on_reply, &r, NULL), 0);
+        run_until(f.event, &r, (int) ELEMENTSOF(paths));
+        assert_int_equal(r.result, VAULT_OK);
+
+        assert_int_equal(f.server.n_requests, 2 + ELEMENTSOF(paths));
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                char line[64];
+
+                snprintf(line, sizeof(line), "GET /v1/%s HTTP/1.1\r\n", paths[i]);
+                assert_non_null(strstr(f.server.requests[2 + i], line));
+        }
+        fixture_done(&f);
+}
+
 static void test_login_failure_fails_queue(void **state) {
         _cleanup_free_ char *bad = response("400 Bad Request", "", "{\"errors\":[\"invalid role or secret ID\"]}");
         Fixture f;
@@ -435,6 +470,7 @@ int main(void) {
                 cmocka_unit_test(test_unavailable_before_start),
                 cmocka_unit_test(test_login_headers_and_queue),
                 cmocka_unit_test(test_login_failure_fails_queue),
+                cmocka_unit_test(test_max_concurrent),
                 cmocka_unit_test(test_redirect_not_followed),
                 cmocka_unit_test(test_retries),
                 cmocka_unit_test(test_cancel),
