@@ -45,6 +45,7 @@
 #include "broker/session.h"
 #include "broker/vault.h"
 #include "common/hashtable.h"
+#include "common/json-util.h"
 #include "common/memory-util.h"
 #include "common/secret.h"
 #include "common/varlink.h"
@@ -167,49 +168,6 @@ static const char *lease_id_log(const char *id, char *buf, size_t size) {
         return vault_lease_id_for_log(id, buf, size);
 }
 
-/* Wipe every string inside a json-c tree before it is released: json-c frees without wiping. */
-static void json_wipe(json_object *o) {
-        if (!o)
-                return;
-        switch (json_object_get_type(o)) {
-        case json_type_string:
-                explicit_bzero_safe((char *) json_object_get_string(o), json_object_get_string_len(o));
-                break;
-        case json_type_object: {
-                json_object_object_foreach(o, k, v) {
-                        (void) k;
-                        json_wipe(v);
-                }
-                break;
-        }
-        case json_type_array:
-                for (size_t i = 0; i < json_object_array_length(o); i++)
-                        json_wipe(json_object_array_get_idx(o, i));
-                break;
-        default:
-                break;
-        }
-}
-
-static void json_put_wiped(json_object *o) {
-        json_wipe(o);
-        json_object_put(o);
-}
-
-static void json_put_wipedp(json_object **o) {
-        if (*o)
-                json_put_wiped(*o);
-}
-
-static int json_add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 /* ---- waiters ---- */
 
@@ -281,9 +239,9 @@ static void waiters_fail(Lease *l, bool release, const char *error, const char *
 
         if (p) {
                 if (status > 0)
-                        (void) json_add(p, "status", json_object_new_int64(status));
+                        (void) json_object_add_or_put(p, "status", json_object_new_int64(status));
                 if (key)
-                        (void) json_add(p, key, json_object_new_string(value ?: "unknown"));
+                        (void) json_object_add_or_put(p, key, json_object_new_string(value ?: "unknown"));
         }
         waiters_complete(l, release, error, p);
         json_object_put(p);
@@ -319,7 +277,7 @@ static void record_failure(Lease *l, const VaultReply *reply) {
 
 /* Builds {"credential":{...}} from the cached answer; NULL with *ret_bad_field on a format error. */
 static int build_credential(Lease *l, json_object **ret, char **ret_bad_field) {
-        _cleanup_(json_put_wipedp) json_object *data = NULL, *reply = NULL;
+        _cleanup_(json_object_put_wipedp) json_object *data = NULL, *reply = NULL;
         json_object *cred, *lease;
         struct json_tokener *tok;
         int r;
@@ -334,23 +292,23 @@ static int build_credential(Lease *l, json_object **ret, char **ret_bad_field) {
 
         reply = json_object_new_object();
         cred = json_object_new_object();
-        if (!reply || json_add(reply, "credential", cred) < 0)
+        if (!reply || json_object_add_or_put(reply, "credential", cred) < 0)
                 return -ENOMEM;
-        if (json_add(cred, "name", json_object_new_string(l->cred->name)) < 0)
+        if (json_object_add_or_put(cred, "name", json_object_new_string(l->cred->name)) < 0)
                 return -ENOMEM;
 
         if (l->times.leased) {
                 usec_t end = schedule_end(&l->times), cutoff = schedule_cutoff(&l->times);
 
                 lease = json_object_new_object();
-                r = json_add(cred, "lease", lease);
+                r = json_object_add_or_put(cred, "lease", lease);
                 if (r < 0)
                         return r;
-                if (json_add(lease, "renewable", json_object_new_boolean(l->times.renewable && !l->times.capped)) < 0 ||
-                    json_add(lease, "issued_usec",
+                if (json_object_add_or_put(lease, "renewable", json_object_new_boolean(l->times.renewable && !l->times.capped)) < 0 ||
+                    json_object_add_or_put(lease, "issued_usec",
                              json_object_new_int64((int64_t) realtime_from_boottime(l->issued_boottime))) < 0 ||
-                    json_add(lease, "expires_usec", json_object_new_int64((int64_t) realtime_from_boottime(end))) < 0 ||
-                    json_add(lease, "rotate_after_usec",
+                    json_object_add_or_put(lease, "expires_usec", json_object_new_int64((int64_t) realtime_from_boottime(end))) < 0 ||
+                    json_object_add_or_put(lease, "rotate_after_usec",
                              json_object_new_int64((int64_t) realtime_from_boottime(cutoff))) < 0)
                         return -ENOMEM;
         }
@@ -367,7 +325,7 @@ static int build_credential(Lease *l, json_object **ret, char **ret_bad_field) {
                 }
                 if (r < 0)
                         return r;
-                if (json_add(cred, "formatted", json_object_new_string(formatted)) < 0)
+                if (json_object_add_or_put(cred, "formatted", json_object_new_string(formatted)) < 0)
                         return -ENOMEM;
         }
 
@@ -393,7 +351,7 @@ static ReplyKey reply_key(Lease *l) {
 
 /* The wire bytes of the answer: from the reply cache, or built (and cached) now. */
 static int lease_reply_bytes(Lease *l, usec_t boottime, const char **ret_msg, size_t *ret_len) {
-        _cleanup_(json_put_wipedp) json_object *reply = NULL;
+        _cleanup_(json_object_put_wipedp) json_object *reply = NULL;
         _cleanup_free_ char *bad = NULL;
         ReplyKey key = reply_key(l);
         usec_t offset = now(CLOCK_REALTIME) - boottime;
@@ -418,7 +376,7 @@ static int lease_reply_bytes(Lease *l, usec_t boottime, const char **ret_msg, si
 }
 
 static void serve_waiters(Lease *l) {
-        _cleanup_(json_put_wipedp) json_object *reply = NULL;
+        _cleanup_(json_object_put_wipedp) json_object *reply = NULL;
         _cleanup_free_ char *bad = NULL;
         int r;
 
@@ -1369,12 +1327,12 @@ static int held_entry(const char *credential, const char *owner, bool has_end, u
                 json_object_put(e);
                 return -ENOMEM;
         }
-        if (json_add(e, "credential", json_object_new_string(credential)) < 0 ||
-            json_add(e, "owner", json_object_new_string(owner)) < 0 ||
-            (has_end && json_add(e, "expires_usec", json_object_new_int64((int64_t) realtime_from_boottime(end))) < 0) ||
-            json_add(e, "renewable", json_object_new_boolean(renewable)) < 0 ||
-            json_add(e, "renewals", json_object_new_int64(renewals)) < 0 ||
-            json_add(e, "state", json_object_new_string(state)) < 0)
+        if (json_object_add_or_put(e, "credential", json_object_new_string(credential)) < 0 ||
+            json_object_add_or_put(e, "owner", json_object_new_string(owner)) < 0 ||
+            (has_end && json_object_add_or_put(e, "expires_usec", json_object_new_int64((int64_t) realtime_from_boottime(end))) < 0) ||
+            json_object_add_or_put(e, "renewable", json_object_new_boolean(renewable)) < 0 ||
+            json_object_add_or_put(e, "renewals", json_object_new_int64(renewals)) < 0 ||
+            json_object_add_or_put(e, "state", json_object_new_string(state)) < 0)
                 return -ENOMEM;
         return 0;
 }
