@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from broker import VLEASE, VLEASED, Broker
+from broker import VLEASE, VLEASED, Brokers, approle_config
 from localusers import LocalUsers
 
 USERS = {"vlalice": (), "vlbob": (), "vlcarol": (), "vldave": ("vldbusers",)}
@@ -31,16 +31,6 @@ def users():
     lu.cleanup()
 
 
-def vault_section(vault_addr, extra=""):
-    return f"""[vault]
-address = {vault_addr}
-auth = approle
-role_id_file = {{dir}}/role_id
-secret_id_file = {{dir}}/secret_id
-{extra}
-"""
-
-
 DB_READER = """
 [credential db-reader]
 path = database/creds/reader
@@ -55,24 +45,15 @@ def make_broker(vaultdev, approle, users, pg):
 
     Each broker is stopped at the end of the test with SIGTERM; exit 0 and no sanitizer report are
     asserted there (Broker.stop)."""
-    made = []
+    brokers = Brokers()
 
     def make(broker_section="", credentials=DB_READER, vault_extra="", vault=None, start=True, role=None):
-        v = vault or vaultdev
         role_id, secret_id = role or approle
-        cfg = vault_section(v.addr, vault_extra) + "\n[broker]\n" + broker_section + "\n" + credentials
-        b = Broker(cfg, role_id=role_id, secret_id=secret_id)
-        made.append(b)
-        return b.start() if start else b
+        cfg = approle_config((vault or vaultdev).addr, credentials, broker_section, vault_extra)
+        return brokers.make(cfg, role_id, secret_id, start)
 
     yield make
-    errors = []
-    for b in made:
-        if b.proc is not None:
-            try:
-                b.stop()
-            except AssertionError as e:
-                errors.append(str(e))
+    errors = brokers.stop_all()
     vaultdev.reset_faults()
     if errors:
         pytest.fail("\n".join(errors))

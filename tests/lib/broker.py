@@ -22,6 +22,36 @@ PY = "/usr/bin/python3"
 POLICY = os.path.join(SRC, "packaging", "vault", "vleased-policy.hcl")
 
 
+def approle_config(vault_addr, credentials, broker_section="", vault_extra=""):
+    """vleased.conf text logging in with AppRole from {dir}/role_id and {dir}/secret_id (Broker writes
+    them), then a [broker] section and the given [credential ...] sections."""
+    return (f"[vault]\naddress = {vault_addr}\nauth = approle\nrole_id_file = {{dir}}/role_id\n"
+            f"secret_id_file = {{dir}}/secret_id\n{vault_extra}\n\n[broker]\n{broker_section}\n{credentials}")
+
+
+class Brokers:
+    """The brokers one test made: stop_all() stops those still running (Broker.stop: SIGTERM, exit 0,
+    no sanitizer report) and returns the failures, for the fixture to report."""
+
+    def __init__(self):
+        self.made = []
+
+    def make(self, config, role_id, secret_id, start=True):
+        b = Broker(config, role_id=role_id, secret_id=secret_id)
+        self.made.append(b)
+        return b.start() if start else b
+
+    def stop_all(self):
+        errors = []
+        for b in self.made:
+            if b.proc is not None:
+                try:
+                    b.stop()
+                except AssertionError as e:
+                    errors.append(str(e))
+        return errors
+
+
 class Broker:
     """One vleased process with its own config, socket directory and logs.
 

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from broker import VLEASE, VLEASED, Broker
+from broker import VLEASE, VLEASED, Brokers, approle_config
 from localusers import LocalUsers
 
 from pamhelpers import PAM_DRIVER, PAM_MODULE, PAMTEST_RUN
@@ -36,14 +36,6 @@ def users():
     lu.cleanup()
 
 
-VAULT = """[vault]
-address = {addr}
-auth = approle
-role_id_file = {{dir}}/role_id
-secret_id_file = {{dir}}/secret_id
-{extra}
-"""
-
 DB_READER = """
 [credential db-reader]
 path = database/creds/reader
@@ -57,23 +49,13 @@ provision = yes
 def make_broker(vaultdev, approle, users, pg):
     """make_broker(credentials=DB_READER, broker_section="", vault_extra="") -> started Broker, stopped at
     the end of the test with SIGTERM (exit 0 and no sanitizer report asserted)."""
-    made = []
+    brokers = Brokers()
 
     def make(credentials=DB_READER, broker_section="", vault_extra="", start=True):
-        role_id, secret_id = approle
-        cfg = VAULT.format(addr=vaultdev.addr, extra=vault_extra) + "\n[broker]\n" + broker_section + "\n" + credentials
-        b = Broker(cfg, role_id=role_id, secret_id=secret_id)
-        made.append(b)
-        return b.start() if start else b
+        return brokers.make(approle_config(vaultdev.addr, credentials, broker_section, vault_extra), *approle, start)
 
     yield make
-    errors = []
-    for b in made:
-        if b.proc is not None:
-            try:
-                b.stop()
-            except AssertionError as e:
-                errors.append(str(e))
+    errors = brokers.stop_all()
     vaultdev.reset_faults()
     if errors:
         pytest.fail("\n".join(errors))
