@@ -53,6 +53,7 @@
 #include "broker/policy.h"
 #include "broker/unit-util.h"
 #include "broker/unit-watch.h"
+#include "common/list.h"
 #include "common/memory-util.h"
 
 #ifndef SO_PEERPIDFD
@@ -102,12 +103,7 @@ CredentialConn *credential_conn_free(CredentialConn *c) {
         if (!c)
                 return NULL;
         m = c->manager;
-        if (c->prev)
-                c->prev->next = c->next;
-        else if (m->credential_conns == c)
-                m->credential_conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(m->credential_conns, c);
         m->n_credential_conns--;
 
         lease_waiter_cancel(c->waiter);
@@ -453,10 +449,7 @@ int credentials_accept(Manager *m, sd_event_source *s, int listen_fd) {
         }
         c->manager = m;
         c->fd = fd;
-        c->next = m->credential_conns;
-        if (m->credential_conns)
-                m->credential_conns->prev = c;
-        m->credential_conns = c;
+        LIST_PREPEND(m->credential_conns, c);
         m->n_credential_conns++;
         conn_update_listen(m);
 

@@ -46,6 +46,7 @@
 #include "broker/vault.h"
 #include "common/hashtable.h"
 #include "common/json-util.h"
+#include "common/list.h"
 #include "common/memory-util.h"
 #include "common/secret.h"
 #include "common/varlink.h"
@@ -176,13 +177,7 @@ static void waiter_unlink(LeaseWaiter *w) {
 
         if (!l)
                 return;
-        if (w->prev)
-                w->prev->next = w->next;
-        else
-                l->waiters = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
-        w->prev = w->next = NULL;
+        LIST_REMOVE(l->waiters, w);
         w->lease = NULL;
 }
 
@@ -204,10 +199,7 @@ static LeaseWaiter *waiter_add(Lease *l, bool release, LeaseDoneFunc cb, void *u
         if (!w)
                 return NULL;
         *w = (LeaseWaiter) { .lease = l, .cb = cb, .userdata = userdata, .release = release };
-        w->next = l->waiters;
-        if (l->waiters)
-                l->waiters->prev = w;
-        l->waiters = w;
+        LIST_PREPEND(l->waiters, w);
         return w;
 }
 
@@ -504,12 +496,7 @@ static Retiree *retiree_free(Retiree *t) {
         if (!t)
                 return NULL;
         m = t->manager;
-        if (t->prev)
-                t->prev->next = t->next;
-        else if (m->retirees == t)
-                m->retirees = t->next;
-        if (t->next)
-                t->next->prev = t->prev;
+        LIST_REMOVE(m->retirees, t);
         t->req = vault_request_cancel(t->req);
         sd_event_source_disable_unref(t->timer);
         free(t->lease_id);
@@ -575,10 +562,7 @@ static void retiree_new(Lease *l) {
         t->lease_id = TAKE_PTR(l->lease_id);
         t->owner = strdup(l->owner);
         t->name = strdup(l->cred->name);
-        t->next = m->retirees;
-        if (m->retirees)
-                m->retirees->prev = t;
-        m->retirees = t;
+        LIST_PREPEND(m->retirees, t);
 
         r = sd_event_add_time(m->event, &t->timer, CLOCK_BOOTTIME,
                               schedule_revoke_old_at(&l->times, now(CLOCK_BOOTTIME)), TIMER_ACCURACY_USEC,
@@ -1022,10 +1006,7 @@ static int lease_new(Manager *m, uid_t uid, const char *unit, const CredentialCo
                 free(l);
                 return -ENOMEM;
         }
-        l->next = m->leases;
-        if (m->leases)
-                m->leases->prev = l;
-        m->leases = l;
+        LIST_PREPEND(m->leases, l);
         m->n_leases++;
         *ret = l;
         return 0;
@@ -1047,14 +1028,8 @@ Lease *lease_free(Lease *l) {
                 return NULL;
         m = l->manager;
 
-        if (l->prev)
-                l->prev->next = l->next;
-        else if (m->leases == l)
-                m->leases = l->next;
-        if (l->next)
-                l->next->prev = l->prev;
+        LIST_REMOVE(m->leases, l);
         m->n_leases--;
-        l->prev = l->next = NULL;
         hashtable_remove(&m->lease_index, &l->index);
 
         l->req = vault_request_cancel(l->req);
@@ -1644,10 +1619,7 @@ int lease_restore_retiree(Manager *m, const StateLease *e) {
         t->lease_id = strdup(e->lease_id);
         t->owner = strdup(e->owner);
         t->name = strdup(e->credential);
-        t->next = m->retirees;
-        if (m->retirees)
-                m->retirees->prev = t;
-        m->retirees = t;
+        LIST_PREPEND(m->retirees, t);
         if (!t->lease_id || !t->owner || !t->name) {
                 retiree_free(t);
                 return -ENOMEM;

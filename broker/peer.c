@@ -34,6 +34,7 @@
 #include "broker/userlogin.h"
 #include "broker/vault.h"
 #include "broker/varlink-interface.h"
+#include "common/list.h"
 #include "common/memory-util.h"
 #include "common/peercred.h"
 
@@ -828,10 +829,7 @@ int peer_new(Manager *m, int fd, Peer **ret) {
         varlink_reader_init(&p->reader, m->config->broker.max_message_size);
         p->fd = TAKE_FD(cfd);
         a->n_connections++;
-        p->next = m->peers;
-        if (m->peers)
-                m->peers->prev = p;
-        m->peers = p;
+        LIST_PREPEND(m->peers, p);
         m->n_peers++;
 
         r = sd_event_add_io(m->event, &p->io_source, p->fd, EPOLLIN | EPOLLET, on_io, p);
@@ -880,12 +878,7 @@ Peer *peer_free(Peer *p) {
                 a = manager_account(m, p->ucred.uid);
                 if (a && a->n_connections > 0)
                         a->n_connections--;
-                if (p->prev)
-                        p->prev->next = p->next;
-                else if (m->peers == p)
-                        m->peers = p->next;
-                if (p->next)
-                        p->next->prev = p->prev;
+                LIST_REMOVE(m->peers, p);
                 m->n_peers--;
         }
 

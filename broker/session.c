@@ -44,6 +44,7 @@
 #include "broker/session.h"
 #include "broker/state.h"
 #include "broker/userlogin.h"
+#include "common/list.h"
 #include "common/memory-util.h"
 
 #define INTERFACE "io.vlease.Broker"
@@ -358,12 +359,7 @@ unsigned session_count(Manager *m, bool all, uid_t uid) {
 static void session_free(Session *s) {
         Manager *m = s->manager;
 
-        if (s->prev)
-                s->prev->next = s->next;
-        else if (m->sessions == s)
-                m->sessions = s->next;
-        if (s->next)
-                s->next->prev = s->prev;
+        LIST_REMOVE(m->sessions, s);
         if (m->n_sessions > 0)
                 m->n_sessions--;
 
@@ -516,10 +512,7 @@ int session_open(Manager *m, Peer *p, json_object *params, LeaseDoneFunc cb, voi
         s->cb = cb;
         s->userdata = userdata;
 
-        s->next = m->sessions;
-        if (m->sessions)
-                m->sessions->prev = s;
-        m->sessions = s;
+        LIST_PREPEND(m->sessions, s);
         m->n_sessions++;
 
         restart_state_changed(m, true);
@@ -677,10 +670,7 @@ int session_restore(Manager *m, const StateSession *e) {
         (void) sd_event_source_set_io_fd_own(s->leader_source, true);
         (void) sd_event_source_set_description(s->leader_source, "session-leader");
 
-        s->next = m->sessions;
-        if (m->sessions)
-                m->sessions->prev = s;
-        m->sessions = s;
+        LIST_PREPEND(m->sessions, s);
         m->n_sessions++;
         log_info("Session %.8s of %s restored (leader pid %u still runs).", s->id, s->user,
                  (unsigned) s->leader_pid);

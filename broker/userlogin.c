@@ -38,6 +38,7 @@
 #include "broker/session.h"
 #include "broker/userlogin.h"
 #include "broker/vault.h"
+#include "common/list.h"
 #include "common/memory-util.h"
 #include "common/secret.h"
 
@@ -112,12 +113,7 @@ static void token_free(UserToken *t) {
         if (!t)
                 return;
         m = t->manager;
-        if (t->prev)
-                t->prev->next = t->next;
-        else if (m->user_tokens == t)
-                m->user_tokens = t->next;
-        if (t->next)
-                t->next->prev = t->prev;
+        LIST_REMOVE(m->user_tokens, t);
         t->req = vault_request_cancel(t->req);
         sd_event_source_disable_unref(t->timer);
         secret_free(t->token);
@@ -255,12 +251,7 @@ static int on_token_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static void op_free(UserLoginOp *op) {
         Manager *m = op->manager;
 
-        if (op->prev)
-                op->prev->next = op->next;
-        else if (m->user_logins == op)
-                m->user_logins = op->next;
-        if (op->next)
-                op->next->prev = op->prev;
+        LIST_REMOVE(m->user_logins, op);
         op->req = vault_request_cancel(op->req);
         free(op->user);
         free(op);
@@ -342,10 +333,7 @@ static void on_login_done(VaultRequest *req, const VaultReply *reply, void *user
         t->ttl_usec = (usec_t) MAX(reply->auth.lease_duration, 0) * USEC_PER_SEC;
         t->expires_boottime = t->ttl_usec > 0 ? t->issued_boottime + t->ttl_usec : USEC_INFINITY;
         t->renewable = reply->auth.renewable;
-        t->next = m->user_tokens;
-        if (m->user_tokens)
-                m->user_tokens->prev = t;
-        m->user_tokens = t;
+        LIST_PREPEND(m->user_tokens, t);
         token_arm(t);
 
         log_info("Vault login of %s at auth/%s succeeded (token ttl %llus%s).", t->user, mount,
@@ -440,10 +428,7 @@ int userlogin_login(Manager *m, Peer *p, json_object *params, LeaseDoneFunc cb, 
                 free(op);
                 return 0;
         }
-        op->next = m->user_logins;
-        if (m->user_logins)
-                m->user_logins->prev = op;
-        m->user_logins = op;
+        LIST_PREPEND(m->user_logins, op);
         return 0;
 }
 

@@ -30,6 +30,7 @@
 #include "broker/config.h"
 #include "broker/curl-glue.h"
 #include "broker/vault.h"
+#include "common/list.h"
 #include "common/memory-util.h"
 #include "common/net-util.h"
 #include "common/secret.h"
@@ -187,23 +188,13 @@ static void client_set_last_error(VaultClient *c, const char *error) {
 static void list_unlink(VaultRequest *req) {
         if (!req->list)
                 return;
-        if (req->prev)
-                req->prev->next = req->next;
-        else
-                *req->list = req->next;
-        if (req->next)
-                req->next->prev = req->prev;
-        req->prev = req->next = NULL;
+        LIST_REMOVE(*req->list, req);
         req->list = NULL;
 }
 
 static void list_push(VaultRequest **head, VaultRequest *req) {
         list_unlink(req);
-        req->next = *head;
-        if (*head)
-                (*head)->prev = req;
-        req->prev = NULL;
-        *head = req;
+        LIST_PREPEND(*head, req);
         req->list = head;
 }
 
