@@ -165,6 +165,16 @@ static uint64_t random_u64(void) {
         return v;
 }
 
+/* Where the lease's first renewal falls (schedule.c): the same in every process that holds it. */
+static uint64_t lease_phase(const char *lease_id) {
+        uint64_t h;
+
+        if (!lease_id)
+                return 0;
+        h = hash_string(HASH_INIT, lease_id);
+        return h ^ (h >> 29);
+}
+
 static const char *lease_id_log(const char *id, char *buf, size_t size) {
         return vault_lease_id_for_log(id, buf, size);
 }
@@ -660,6 +670,8 @@ static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userd
         l->issued_boottime = reply->received_boottime_usec ?: now(CLOCK_BOOTTIME);
         l->times = (LeaseTimes) {
                 .issued = l->issued_boottime,
+                .read = l->issued_boottime,
+                .phase = lease_phase(l->lease_id),
                 .leased = l->lease_id && reply->lease_duration > 0,
                 .renewable = reply->renewable,
                 .refresh = l->cred->refresh_usec,
@@ -1586,6 +1598,8 @@ int lease_restore(Manager *m, const StateLease *e, const CredentialConfig *cred,
         l->issued_boottime = bt(e->issued, n);
         l->times = (LeaseTimes) {
                 .issued = bt(e->renewed, n),
+                .read = l->issued_boottime,
+                .phase = lease_phase(l->lease_id),
                 .leased = e->lease_id && e->expires > 0,
                 .renewable = e->renewable,
                 .capped = e->capped,

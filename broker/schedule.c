@@ -9,10 +9,17 @@
  *   never receives a credential that dies while it connects. Its TTL is the nominal one, or the
  *   shorter life the last answer really has (token ending first, renewal capped).
  * - A renewable lease that ends before its token is renewed at about two thirds of the time left,
- *   with bounded jitter so that leases issued together do not renew together.
+ *   with bounded jitter. Its first renewal falls anywhere between 10% and 73% of its first life, at
+ *   a point fixed by the lease (its phase): leases issued together (a boot, a login storm) renew
+ *   spread over a whole renewal period, and from then on every 60-73% keeps them spread, instead of
+ *   renewing in the same wave every period forever. The point is a function of the lease, not of a
+ *   fresh random draw, so a restarted broker that restores the lease keeps it: a restart does not
+ *   turn every lease whose new draw fell in the past into one burst of renewals.
  * - Once a renewal returns less than it asked for (max TTL, mount ceiling), renewing is pointless:
  *   the expiry no longer moves: the replacement is read early in what is left (its first quarter),
- *   so callers move to it long before the old one ends. Non-renewable leases and leases that
+ *   so callers move to it long before the old one ends, but not before 60-73% of the lease's whole
+ *   life: a role whose max TTL equals its TTL is capped by that early first renewal, and must not be
+ *   replaced any sooner than a plain renewal would have found it capped. Non-renewable leases and leases that
  *   outlive their token get their replacement read at 80-85% of their remaining life, capped so
  *   that it lands well before the cutoff.
  * - Secrets without a lease (KV) are re-read every refresh period and never renewed.
@@ -182,9 +189,13 @@ ScheduleAction schedule_next(const LeaseTimes *t, usec_t now, unsigned attempt, 
         span = end > t->issued ? end - t->issued : 0;
 
         if (t->renewable && !t->capped && t->expiry < t->token_expiry) {
-                /* The lease ends first and renewing moves its end: renew at 60-73% of its life. */
+                /* The lease ends first and renewing moves its end: renew at 60-73% of its life, the
+                 * first time anywhere in 10-73%, at the lease's own phase. */
                 action = SCHEDULE_RENEW;
-                when = t->issued + scale(span, pick(rnd, 600, 733));
+                if (t->issued <= t->read)
+                        when = t->issued + scale(span, pick(t->phase, 100, 733));
+                else
+                        when = t->issued + scale(span, pick(rnd, 600, 733));
                 if (cutoff > t->issued)
                         when = MIN(when, t->issued + scale(cutoff - t->issued, 900));
         } else if (t->capped) {
@@ -193,6 +204,10 @@ ScheduleAction schedule_next(const LeaseTimes *t, usec_t now, unsigned attempt, 
                  * callers get the new answer, rather than handing the old one out to its last second. */
                 action = SCHEDULE_REPLACE;
                 when = t->issued + scale(span, pick(rnd, 0, 250));
+                if (end > t->read)
+                        when = MAX(when, t->read + scale(end - t->read, pick(rnd, 600, 733)));
+                if (cutoff > t->issued)
+                        when = MIN(when, cutoff - (cutoff - t->issued) / 20);
         } else {
                 /* Renewing cannot help: fetch a replacement while the old answer still has margin. */
                 action = SCHEDULE_REPLACE;

@@ -26,10 +26,12 @@ typedef enum ScheduleAction {
 /* What the broker knows about one cached answer. */
 typedef struct LeaseTimes {
         usec_t issued;          /* receipt time of the answer that set `expiry` (read or renew) */
+        usec_t read;            /* receipt time of the read that created the lease (== issued until renewed) */
         usec_t expiry;          /* issued + returned lease_duration; USEC_INFINITY when unleased */
         usec_t ttl;             /* nominal lease duration: what the first read returned */
         usec_t token_expiry;    /* end of the token that created the lease; USEC_INFINITY if none */
         usec_t refresh;         /* re-read period for unleased secrets (KV) */
+        uint64_t phase;         /* fixed for the lease's life (a hash of its id): where its first renewal falls */
         bool leased;            /* has a lease_id and a non-zero lease_duration */
         bool renewable;
         bool capped;            /* a renewal returned less than asked: max TTL reached, stop renewing */

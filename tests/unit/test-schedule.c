@@ -100,6 +100,98 @@ static void test_renew_jitter(void **state) {
         }
 }
 
+/* A fresh lease's first renewal: anywhere in 10-73% of its life, fixed by its phase, whatever rnd is. */
+static void test_first_renewal_phase(void **state) {
+        usec_t when, again, lo = USEC_INFINITY, hi = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(rnds); i++) {
+                LeaseTimes t = leased(S(1000), S(3600), true);
+
+                t.read = t.issued;
+                t.phase = rnds[i];
+                assert_int_equal(schedule_next(&t, S(1000), 0, 17, &when), SCHEDULE_RENEW);
+                assert_true(when >= S(1000) + S(3600) / 10);
+                assert_true(when <= S(1000) + S(3600) * 734 / 1000);
+                /* the phase decides, not the random number: a restored lease keeps its point */
+                assert_int_equal(schedule_next(&t, S(1000), 0, 99999, &again), SCHEDULE_RENEW);
+                assert_int_equal(again, when);
+                lo = MIN(lo, when);
+                hi = MAX(hi, when);
+
+                /* once renewed, the regular 60-73% */
+                t.issued = S(2000);
+                t.expiry = S(2000) + S(3600);
+                assert_int_equal(schedule_next(&t, S(2000), 0, rnds[i], &when), SCHEDULE_RENEW);
+                assert_true(when >= S(2000) + S(3600) * 60 / 100);
+                assert_true(when <= S(2000) + S(3600) * 734 / 1000);
+        }
+        assert_true(hi - lo > S(3600) / 2);
+
+        /* A role whose max TTL is its TTL: the early first renewal comes back capped; the replacement
+         * still waits until 60-73% of the lease's whole life, as it would have without the early renewal. */
+        for (size_t i = 0; i < ELEMENTSOF(rnds); i++) {
+                LeaseTimes t = leased(S(0), S(30), true);
+
+                t.read = 0;
+                t.issued = S(3);
+                t.expiry = S(30);
+                t.capped = true;
+                assert_int_equal(schedule_next(&t, S(3), 0, rnds[i], &when), SCHEDULE_REPLACE);
+                assert_true(when >= S(18));
+                assert_true(when <= S(30) * 734 / 1000);
+                assert_true(when < schedule_cutoff(&t));
+        }
+}
+
+static uint64_t splitmix(uint64_t *x) {
+        uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        return z ^ (z >> 31);
+}
+
+/*
+ * 1,000 leases (TTL 30 s) issued within one second, as at boot or in a login storm, followed through
+ * three renewal periods: no second sees more than twice the average renewal rate. With every
+ * renewal at 60-73% the burst would come back as a wave every period (about 5x the average).
+ */
+static void test_burst_spreads(void **state) {
+        enum { N = 1000, WINDOW = 60 };
+        static LeaseTimes t[N];
+        static usec_t next[N];
+        unsigned per_s[WINDOW] = {}, total = 0, peak = 0;
+        uint64_t seed = 42;
+
+        for (size_t i = 0; i < N; i++) {
+                t[i] = leased(MS(i), S(30), true);
+                t[i].read = t[i].issued;
+                t[i].phase = splitmix(&seed);
+                assert_int_equal(schedule_next(&t[i], t[i].issued, 0, splitmix(&seed), &next[i]), SCHEDULE_RENEW);
+        }
+        for (;;) {
+                size_t k = 0;
+
+                for (size_t i = 1; i < N; i++)
+                        if (next[i] < next[k])
+                                k = i;
+                if (next[k] >= S(15 + WINDOW))
+                        break;
+                if (next[k] >= S(15)) {
+                        per_s[(next[k] - S(15)) / USEC_PER_SEC]++;
+                        total++;
+                }
+                /* renewed: another 30 s from now */
+                t[k].issued = next[k];
+                t[k].expiry = next[k] + S(30);
+                assert_int_equal(schedule_next(&t[k], next[k], 0, splitmix(&seed), &next[k]), SCHEDULE_RENEW);
+        }
+        for (size_t s = 0; s < WINDOW; s++)
+                peak = MAX(peak, per_s[s]);
+        assert_true(total > 2 * N);
+        assert_true(peak * WINDOW <= 2 * total);
+}
+
 static void test_not_renewable(void **state) {
         LeaseTimes t = leased(S(0), S(3600), false);
         usec_t when;
@@ -316,6 +408,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_end_and_cutoff),
                 cmocka_unit_test(test_renew_jitter),
+                cmocka_unit_test(test_first_renewal_phase),
+                cmocka_unit_test(test_burst_spreads),
                 cmocka_unit_test(test_not_renewable),
                 cmocka_unit_test(test_token_ends_first),
                 cmocka_unit_test(test_expire),
