@@ -80,6 +80,7 @@ struct LeaseWaiter {
         Lease *lease;
         LeaseWaiter *prev, *next;
         LeaseDoneFunc cb;
+        LeaseWireFunc wire;             /* a Get answered with the reply bytes (lease_waiter_set_wire()) */
         void *userdata;
         bool release;
 };
@@ -200,6 +201,19 @@ void lease_waiter_cancel(LeaseWaiter *w) {
                 return;
         waiter_unlink(w);
         free(w);
+}
+
+/**
+ * lease_waiter_set_wire() - answer this pending Get with the reply's bytes rather than its parameters
+ * @w:    a waiter returned by lease_get()
+ * @wire: called instead of the LeaseDoneFunc on success
+ *
+ * For callers that send the reply as it is (a varlink peer): the answer is built and serialized once,
+ * then copied to every such waiter, however many joined the read (a miss storm).
+ */
+void lease_waiter_set_wire(LeaseWaiter *w, LeaseWireFunc wire) {
+        if (w && !w->release)
+                w->wire = wire;
 }
 
 static LeaseWaiter *waiter_add(Lease *l, bool release, LeaseDoneFunc cb, void *userdata) {
@@ -377,11 +391,32 @@ static int lease_reply_bytes(Lease *l, usec_t boottime, const char **ret_msg, si
         return reply_cache_get(&l->reply, &key, offset, ret_msg, ret_len) ? 0 : -EIO;
 }
 
+/* Completes the Get waiters that take the reply's bytes with one copy each of the cached answer. */
+static void serve_wire_waiters(Lease *l) {
+        LeaseWaiter *w, *next;
+        const char *msg;
+        size_t len;
+
+        for (w = l->waiters; w; w = next) {
+                next = w->next;
+                if (w->release || !w->wire)
+                        continue;
+                /* fetched again for each: a callback may run the loop's code that changes the cache */
+                if (lease_reply_bytes(l, now(CLOCK_BOOTTIME), &msg, &len) < 0)
+                        return;         /* the waiters left get the answer, or the error, below */
+                waiter_unlink(w);
+                w->wire(msg, len, w->userdata);
+                free(w);
+                next = l->waiters;      /* the list may have changed under us */
+        }
+}
+
 static void serve_waiters(Lease *l) {
         _cleanup_(json_object_put_wipedp) json_object *reply = NULL;
         _cleanup_free_ char *bad = NULL;
         int r;
 
+        serve_wire_waiters(l);
         if (!has_waiters(l, false))
                 return;
 

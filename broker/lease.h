@@ -44,6 +44,17 @@ typedef enum LeaseState {
  */
 typedef void (*LeaseDoneFunc)(const char *error, json_object *params, void *userdata);
 
+/**
+ * LeaseWireFunc - a successful Get's answer as the complete varlink reply
+ * @msg:      the reply, NUL included; it carries the secret and is valid only during the call: copy it
+ *            into a buffer that is wiped
+ * @len:      its length
+ * @userdata: as given to lease_get()
+ *
+ * See lease_waiter_set_wire(). Errors still go to the LeaseDoneFunc.
+ */
+typedef void (*LeaseWireFunc)(const char *msg, size_t len, void *userdata);
+
 const char *lease_state_to_string(LeaseState s);
 
 int lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, bool may_start, LeaseDoneFunc cb,
@@ -60,6 +71,7 @@ int lease_get_as(Manager *m, uid_t uid, const CredentialConfig *cred, const Secr
                  LeaseWaiter **ret_waiter);
 unsigned lease_release_on_logout(Manager *m, uid_t uid);
 void lease_waiter_cancel(LeaseWaiter *w);
+void lease_waiter_set_wire(LeaseWaiter *w, LeaseWireFunc wire);
 
 Lease *lease_free(Lease *l);
 void lease_free_all(Manager *m);

@@ -215,18 +215,27 @@ static void peer_call_finished(Peer *p) {
         peer_update_deadline(p, true);
 }
 
-static void on_lease_done(const char *error, json_object *params, void *userdata) {
-        Peer *p = userdata;
-        int r;
-
-        p->waiter = NULL;
-        r = error ? peer_error(p, error, params) : peer_reply(p, params);
+static void peer_answered(Peer *p, int r) {
         if (r < 0)
                 log_warning_errno(r, "Failed to queue a reply to uid=%u: %m", (unsigned) p->ucred.uid);
         peer_call_finished(p);
         /* Answered from inside peer_process(): it goes on by itself, no extra loop pass needed. */
         if (!p->in_process)
                 peer_kick(p);
+}
+
+static void on_lease_done(const char *error, json_object *params, void *userdata) {
+        Peer *p = userdata;
+
+        p->waiter = NULL;
+        peer_answered(p, error ? peer_error(p, error, params) : peer_reply(p, params));
+}
+
+static void on_lease_wire(const char *msg, size_t len, void *userdata) {
+        Peer *p = userdata;
+
+        p->waiter = NULL;
+        peer_answered(p, peer_queue_copy(p, msg, len));
 }
 
 /* ---- methods ---- */
@@ -322,6 +331,8 @@ static int method_get_or_release(Peer *p, json_object *params, bool release) {
         }
         if (!p->busy)
                 return 0;       /* answered already */
+        if (!release && c->identity != CREDENTIAL_IDENTITY_USER)
+                lease_waiter_set_wire(p->waiter, on_lease_wire);
         if (r == 0) {
                 /* this call started a Vault request */
                 a = manager_account(p->manager, p->ucred.uid);
