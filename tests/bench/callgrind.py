@@ -3,7 +3,7 @@
 
 Run as root with VLEASE_BUILD_DIR pointing at a tools/bench build (build/bench):
 
-    VLEASE_BUILD_DIR=build/bench tests/bench/callgrind.py [--clients N] [--seconds S] [--out DIR]
+    VLEASE_BUILD_DIR=build/bench tests/bench/callgrind.py [--clients N] [--new-connection] [--seconds S] [--out DIR]
 
 Prints one JSON object: requests, Ir (instructions) and Ir per request; writes the callgrind dump
 and a callgrind_annotate listing (inclusive) to DIR (default build/bench).
@@ -23,10 +23,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--new-connection", action="store_true", help="a new connection for every Get")
     ap.add_argument("--out", default=os.path.join(bench.BUILD))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    dump = os.path.join(args.out, f"callgrind-get-{args.clients}.out")
+    tag = f"{args.clients}{'-new' if args.new_connection else ''}"
+    dump = os.path.join(args.out, f"callgrind-get-{tag}.out")
 
     wrapper = os.path.join(args.out, "vleased-callgrind")
     with open(wrapper, "w") as f:
@@ -39,6 +41,8 @@ def main():
         b.setup()       # starts vleased (under callgrind) and reads `db` once for vlb000
         pid = str(b.broker.proc.pid)
         load = [bench.LOAD, "-s", b.broker.socket, "-u", b.ug[0], "-N", "db", "-c", args.clients]
+        if args.new_connection:
+            load.append("-n")
         bench.run_json(load + ["-d", 1, "-w", 0])                     # warm-up
         subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
         res = bench.run_json(load + ["-d", args.seconds, "-w", 0])
@@ -52,9 +56,9 @@ def main():
             for line in f:
                 if line.startswith("summary:") or line.startswith("totals:"):
                     ir = int(line.split()[1])
-        with open(os.path.join(args.out, f"callgrind-get-{args.clients}.txt"), "w") as f:
+        with open(os.path.join(args.out, f"callgrind-get-{tag}.txt"), "w") as f:
             subprocess.run(["callgrind_annotate", "--inclusive=yes", last], stdout=f, stderr=subprocess.DEVNULL)
-        print(json.dumps({"clients": args.clients, "requests": res["requests"], "errors": res["errors"],
+        print(json.dumps({"clients": args.clients, "new_connection": args.new_connection, "requests": res["requests"], "errors": res["errors"],
                           "Ir": ir, "Ir_per_get": round(ir / max(res["requests"], 1))}))
     finally:
         b.close()

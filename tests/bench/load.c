@@ -145,16 +145,47 @@ static int conn_open(void) {
         return -1;
 }
 
+/* The timeline is kept in memory and written at the end: a write() per answer put file-system work
+ * (page cache allocation, journal) on the measuring client's CPU in the middle of the measurement. */
+static uint64_t *timeline;
+static size_t timeline_n, timeline_allocated;
+
+static void timeline_add(uint64_t intended, uint64_t lat) {
+        if (timeline_n + 2 > timeline_allocated) {
+                size_t a = timeline_allocated ? timeline_allocated * 2 : 65536;
+                uint64_t *t = realloc(timeline, a * sizeof(uint64_t));
+
+                if (!t)
+                        return;         /* a shorter timeline; the histogram still counts it */
+                timeline = t;
+                timeline_allocated = a;
+        }
+        timeline[timeline_n++] = intended;
+        timeline[timeline_n++] = lat;
+}
+
+static void timeline_write(int fd) {
+        size_t done = 0, len = timeline_n * sizeof(uint64_t);
+
+        while (done < len) {
+                ssize_t k = write(fd, (const char *) timeline + done, len - done);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                done += (size_t) k;
+        }
+}
+
 static void record(Result *res, Conn *c, uint64_t t, uint64_t measure_from, int tl_fd) {
         uint64_t lat = t - c->intended;
 
         if (c->intended >= measure_from) {
                 res->hist[hist_index(lat)]++;
                 res->requests++;
-                if (tl_fd >= 0) {
-                        uint64_t pair[2] = { c->intended, lat };
-                        (void) !write(tl_fd, pair, sizeof(pair));
-                }
+                if (tl_fd >= 0)
+                        timeline_add(c->intended, lat);
         }
         if (t > res->t_last_answer)
                 res->t_last_answer = t;
@@ -400,8 +431,10 @@ static int worker(int w, Result *res, int ready_fd, int go_fd) {
         }
         if (!res->t_end)
                 res->t_end = now_ns();
-        if (tl_fd >= 0)
+        if (tl_fd >= 0) {
+                timeline_write(tl_fd);
                 close(tl_fd);
+        }
         return 0;
 }
 

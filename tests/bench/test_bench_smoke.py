@@ -32,6 +32,8 @@ def test_bench_smoke(tmp_path):
     for row in f["3_miss_storm"]:
         assert row["vault_calls"] >= 1 and row["last_answer_ms"] > 0
         assert row["hits_quiet"]["n"] > 0 and row["hits_storm"]["n"] > 0
+    h = f["3_hit_burst"]
+    assert h["vault_calls"] == 0 and h["errors"] == 0 and h["hits_storm"]["n"] > 0
     s = f["4_scale"]
     assert s["held"] >= s["leases_wanted"] and s["pg_roles"] >= s["leases_wanted"]
     assert s["rss_kib"] > 0 and "wakeups" in s["idle"] and "cpu_s" in s["idle"]
