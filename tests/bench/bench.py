@@ -129,7 +129,7 @@ class Bench:
         # the broker may open many connections at once for a population; give PostgreSQL room
         self.vd = VaultDev(pg=self.pg).start()
         self.cleanup.append(self.vd.stop)
-        self.vd.setup_database(self.pg, role="reader", default_ttl="15m", max_ttl="24h")
+        self.vd.setup_database(self.pg, role="reader", default_ttl="1h", max_ttl="24h")
         self.vd.write_db_role("short", default_ttl=f"{a['short_ttl']}s", max_ttl="24h")
         with open(POLICY) as f:
             self.vd.write_policy("vleased", f.read())
