@@ -19,9 +19,9 @@
  *   the expiry no longer moves: the replacement is read early in what is left (its first quarter),
  *   so callers move to it long before the old one ends, but not before 60-73% of the lease's whole
  *   life: a role whose max TTL equals its TTL is capped by that early first renewal, and must not be
- *   replaced any sooner than a plain renewal would have found it capped. Non-renewable leases and leases that
- *   outlive their token get their replacement read at 80-85% of their remaining life, capped so
- *   that it lands well before the cutoff.
+ *   replaced any sooner than a plain renewal would have found it capped.
+ * - Non-renewable leases and leases that outlive their token get their replacement read at 80-85% of
+ *   their remaining life, capped so that it lands well before the cutoff.
  * - Secrets without a lease (KV) are re-read every refresh period and never renewed.
  * - Failures back off from 10 s, doubling to 5 min, jittered, and never further than half of what
  *   is left of the lease: the next try always happens before the end. When that leaves less than
