@@ -139,8 +139,11 @@ struct Retiree {
         char *name;
         sd_event_source *timer;
         VaultRequest *req;
+        usec_t until;                   /* retried until then (the lease's end: Vault ends it anyway),
+                                         * USEC_INFINITY: RETIREE_ATTEMPTS_MAX tries */
         unsigned attempt;
         bool failed;
+        bool stop_counted;              /* one of manager->n_stop_pending */
 };
 
 static const char *const state_table[_LEASE_STATE_MAX] = {
@@ -558,29 +561,56 @@ static Retiree *retiree_free(Retiree *t) {
 
 static int on_retiree_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
+/* A revoke at stop came back: the stop waits for one fewer. */
+static void retiree_stop_done(Retiree *t) {
+        Manager *m = t->manager;
+
+        if (!t->stop_counted)
+                return;
+        t->stop_counted = false;
+        if (m->n_stop_pending > 0)
+                m->n_stop_pending--;
+        manager_check_stopped(m);
+}
+
 static void on_retiree_revoked(VaultRequest *req, const VaultReply *reply, void *userdata) {
         Retiree *t = userdata;
+        Manager *m = t->manager;
         char idbuf[VAULT_LEASE_LOG_MAX];
+        usec_t next;
 
         t->req = NULL;
         if (IN_SET_REVOKED(reply->result)) {
-                log_info("Revoked replaced lease %s of '%s' for %s.",
+                log_info("Revoked lease %s of '%s' for %s.",
                          lease_id_log(t->lease_id, idbuf, sizeof(idbuf)), t->name, t->owner);
+                retiree_stop_done(t);
                 retiree_free(t);
                 return;
         }
         t->failed = true;
-        if (++t->attempt >= RETIREE_ATTEMPTS_MAX) {
-                log_error("Giving up revoking replaced lease %s of '%s' for %s: %s",
+        t->attempt++;
+        if (m->stopping) {
+                /* kept in the lease table: the next start tries again */
+                log_warning("Revoking lease %s of '%s' for %s at stop failed (status %ld): %s; the next start "
+                            "retries.", lease_id_log(t->lease_id, idbuf, sizeof(idbuf)), t->name, t->owner,
+                            reply->status, reply->error ?: vault_result_to_string(reply->result));
+                retiree_stop_done(t);
+                return;
+        }
+        next = now(CLOCK_BOOTTIME) + schedule_backoff(t->attempt, random_u64());
+        if (t->until == USEC_INFINITY ? t->attempt >= RETIREE_ATTEMPTS_MAX : next >= t->until) {
+                log_error("Giving up revoking lease %s of '%s' for %s: %s%s",
                           lease_id_log(t->lease_id, idbuf, sizeof(idbuf)), t->name, t->owner,
-                          reply->error ?: vault_result_to_string(reply->result));
+                          reply->error ?: vault_result_to_string(reply->result),
+                          t->until == USEC_INFINITY ? "" : " (it ends before the next try: Vault revokes it then)");
                 retiree_free(t);
                 return;
         }
-        log_warning("Revoking replaced lease %s of '%s' failed (status %ld): %s",
-                    lease_id_log(t->lease_id, idbuf, sizeof(idbuf)), t->name, reply->status,
-                    reply->error ?: vault_result_to_string(reply->result));
-        (void) sd_event_source_set_time(t->timer, now(CLOCK_BOOTTIME) + schedule_backoff(t->attempt, random_u64()));
+        log_warning("Revoking lease %s of '%s' for %s failed (status %ld): %s; trying again in %llus.",
+                    lease_id_log(t->lease_id, idbuf, sizeof(idbuf)), t->name, t->owner, reply->status,
+                    reply->error ?: vault_result_to_string(reply->result),
+                    (unsigned long long) ((next - now(CLOCK_BOOTTIME)) / USEC_PER_SEC));
+        (void) sd_event_source_set_time(t->timer, next);
         (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
 }
 
@@ -590,38 +620,51 @@ static int on_retiree_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         r = vault_lease_revoke(t->manager->vault, t->lease_id, on_retiree_revoked, t, &t->req);
         if (r < 0) {
-                log_error_errno(r, "Failed to start revoking a replaced lease of '%s': %m", t->name);
+                log_error_errno(r, "Failed to start revoking a lease of '%s': %m", t->name);
+                retiree_stop_done(t);
                 retiree_free(t);
         }
         return 0;
 }
 
-static void retiree_new(Lease *l) {
-        Manager *m = l->manager;
+/* A lease to revoke at @when, retried until @until; takes @lease_id. NULL on failure (logged). */
+static Retiree *retiree_add(Manager *m, char *lease_id, const char *owner, const char *name, usec_t when,
+                            usec_t until) {
         Retiree *t;
         int r;
 
         t = calloc(1, sizeof(*t));
         if (!t) {
+                free(lease_id);
                 log_oom();
-                return;
+                return NULL;
         }
         t->manager = m;
-        t->lease_id = TAKE_PTR(l->lease_id);
-        t->owner = strdup(l->owner);
-        t->name = strdup(l->cred->name);
+        t->lease_id = lease_id;
+        t->owner = strdup(owner);
+        t->name = strdup(name);
+        t->until = until;
         LIST_PREPEND(m->retirees, t);
-
-        r = sd_event_add_time(m->event, &t->timer, CLOCK_BOOTTIME,
-                              schedule_revoke_old_at(&l->times, now(CLOCK_BOOTTIME)), TIMER_ACCURACY_USEC,
-                              on_retiree_timer, t);
-        if (r < 0) {
-                log_error_errno(r, "Failed to schedule the revoke of a replaced lease: %m");
+        if (!t->lease_id || !t->owner || !t->name) {
+                log_oom();
                 retiree_free(t);
-                return;
+                return NULL;
+        }
+        r = sd_event_add_time(m->event, &t->timer, CLOCK_BOOTTIME, when, TIMER_ACCURACY_USEC, on_retiree_timer, t);
+        if (r < 0) {
+                log_error_errno(r, "Failed to schedule the revoke of a lease of '%s': %m", name);
+                retiree_free(t);
+                return NULL;
         }
         (void) sd_event_source_set_description(t->timer, "retiree");
         restart_state_changed(m, true);
+        return t;
+}
+
+/* A replaced lease: revoked after a grace period for the callers that just got it. */
+static void retiree_new(Lease *l) {
+        (void) retiree_add(l->manager, TAKE_PTR(l->lease_id), l->owner, l->cred->name,
+                           schedule_revoke_old_at(&l->times, now(CLOCK_BOOTTIME)), schedule_end(&l->times));
 }
 
 /* ---- read ---- */
@@ -870,12 +913,22 @@ static void on_revoke_done(VaultRequest *req, const VaultReply *reply, void *use
 
         record_failure(l, reply);
         l->state = LEASE_REVOKE_FAILED;
-        log_error("Revoking lease %s of '%s' for %s failed (status %ld): %s",
-                  lease_id_log(l->lease_id, idbuf, sizeof(idbuf)), l->cred->name, l->owner, reply->status,
-                  l->last_error);
+        log_warning("Revoking lease %s of '%s' for %s failed (status %ld): %s; retrying in the background.",
+                    lease_id_log(l->lease_id, idbuf, sizeof(idbuf)), l->cred->name, l->owner, reply->status,
+                    l->last_error);
         waiters_fail_vault(l, true);
         waiters_fail(l, false, ERROR_VAULT_UNAVAILABLE, "reason", "the credential is being released", 0);
-        /* give up on this answer; nothing will hand it out again */
+        /* Nothing hands this answer out again, but the lease lives in Vault (and its database user in
+         * the database) until revoked: keep trying, until its own end, across restarts too. */
+        if (l->lease_id) {
+                Retiree *t = retiree_add(l->manager, TAKE_PTR(l->lease_id), l->owner, l->cred->name,
+                                         now(CLOCK_BOOTTIME) + schedule_backoff(1, random_u64()),
+                                         schedule_end(&l->times));
+                if (t) {
+                        t->attempt = 1;
+                        t->failed = true;
+                }
+        }
         answer_drop(l);
         lease_free(l);
 }
@@ -1286,6 +1339,17 @@ static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const Creden
  *
  * Return: 0, or a negative errno when nothing was started.
  */
+/* The retiree of @uid's @name whose revoke failed, if any. */
+static Retiree *retiree_failed(Manager *m, uid_t uid, const char *name) {
+        char owner[32];
+
+        (void) snprintf(owner, sizeof(owner), "uid:%u", (unsigned) uid);
+        for (Retiree *t = m->retirees; t; t = t->next)
+                if (t->failed && strcmp(t->owner, owner) == 0 && strcmp(t->name, name) == 0)
+                        return t;
+        return NULL;
+}
+
 int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
                   LeaseWaiter **ret_waiter) {
         LeaseWaiter *w;
@@ -1304,8 +1368,20 @@ int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDone
         l = lease_find(m, uid, cred->name);
         if (!l) {
                 json_object *p = json_object_new_object();
+                Retiree *t = retiree_failed(m, uid, cred->name);
 
-                cb(NULL, p, userdata);
+                if (t) {
+                        /* an earlier release could not revoke yet: not done, say so, and try now */
+                        if (!t->req) {
+                                (void) sd_event_source_set_time(t->timer, now(CLOCK_BOOTTIME));
+                                (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
+                        }
+                        if (p)
+                                (void) json_object_add_or_put(p, "reason", json_object_new_string(
+                                        "an earlier release could not be revoked yet; retrying"));
+                        cb(ERROR_VAULT_UNAVAILABLE, p, userdata);
+                } else
+                        cb(NULL, p, userdata);
                 json_object_put(p);
                 return 0;
         }
@@ -1401,42 +1477,38 @@ int lease_append_held(Manager *m, bool all, uid_t uid, json_object *array) {
         return 0;
 }
 
-static void on_stop_revoked(VaultRequest *req, const VaultReply *reply, void *userdata) {
-        Manager *m = userdata;
-
-        if (!IN_SET_REVOKED(reply->result))
-                log_warning("Revoking a lease at stop failed (status %ld): %s", reply->status,
-                            reply->error ?: vault_result_to_string(reply->result));
-        if (m->n_stop_pending > 0)
-                m->n_stop_pending--;
-        manager_check_stopped(m);
-}
-
 /**
  * lease_revoke_all() - at stop with revoke_on_stop: revoke every lease (and replaced ones), drop the
- * cache; manager_check_stopped() is called as the revokes complete
+ * cache; manager_check_stopped() is called as the revokes complete. Revokes that fail or do not
+ * complete in time stay as retirees, so that the lease table saved at exit has them and the next
+ * start retries them.
  *
  * Return: the number of revokes in flight
  */
 unsigned lease_revoke_all(Manager *m) {
-        unsigned n = 0;
+        usec_t n = now(CLOCK_BOOTTIME);
+        unsigned count = 0;
 
         for (Lease *l = m->leases; l; l = l->next) {
                 l->req = vault_request_cancel(l->req);
                 l->op = OP_NONE;
-                if (l->have_answer && l->lease_id &&
-                    vault_lease_revoke(m->vault, l->lease_id, on_stop_revoked, m, NULL) >= 0)
-                        n++;
+                if (l->have_answer && l->lease_id)
+                        (void) retiree_add(m, TAKE_PTR(l->lease_id), l->owner, l->cred->name, n,
+                                           schedule_end(&l->times));
+        }
+        lease_free_all(m);
+        for (Retiree *t = m->retirees; t; t = t->next) {
+                if (t->req)
+                        continue;               /* already on its way */
+                (void) sd_event_source_set_time(t->timer, n);
+                (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
         }
         for (Retiree *t = m->retirees; t; t = t->next) {
-                t->req = vault_request_cancel(t->req);
-                if (vault_lease_revoke(m->vault, t->lease_id, on_stop_revoked, m, NULL) >= 0)
-                        n++;
+                t->stop_counted = true;
+                count++;
         }
-        m->n_stop_pending += n;
-        retirees_free_all(m);
-        lease_free_all(m);
-        return n;
+        m->n_stop_pending += count;
+        return count;
 }
 
 /**
@@ -1661,29 +1733,11 @@ int lease_restore(Manager *m, const StateLease *e, const CredentialConfig *cred,
  * Return: 0 or -ENOMEM
  */
 int lease_restore_retiree(Manager *m, const StateLease *e) {
-        Retiree *t;
-        int r;
+        char *id = strdup(e->lease_id);
 
-        t = calloc(1, sizeof(*t));
-        if (!t)
+        if (!id)
                 return -ENOMEM;
-        t->manager = m;
-        t->lease_id = strdup(e->lease_id);
-        t->owner = strdup(e->owner);
-        t->name = strdup(e->credential);
-        LIST_PREPEND(m->retirees, t);
-        if (!t->lease_id || !t->owner || !t->name) {
-                retiree_free(t);
-                return -ENOMEM;
-        }
-        r = sd_event_add_time_relative(m->event, &t->timer, CLOCK_BOOTTIME, 0, TIMER_ACCURACY_USEC,
-                                       on_retiree_timer, t);
-        if (r < 0) {
-                retiree_free(t);
-                return r;
-        }
-        (void) sd_event_source_set_description(t->timer, "retiree");
-        return 0;
+        return retiree_add(m, id, e->owner, e->credential, now(CLOCK_BOOTTIME), USEC_INFINITY) ? 0 : -ENOMEM;
 }
 
 /**
