@@ -113,6 +113,15 @@ static int bind_unix(const char *dir, const char *name, mode_t mode, int *ret) {
         if (fd < 0)
                 return log_error_errno(errno, "Failed to create a socket: %m");
 
+        /* A node someone still answers on is another broker's, not a stale one: taking it over would
+         * leave that broker running, unreachable, and remove the node from under it at exit. */
+        {
+                _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+                if (probe >= 0 && (connect(probe, (struct sockaddr *) &sa, sizeof(sa)) >= 0 || errno == EAGAIN))
+                        return log_error_errno(EADDRINUSE, "Another process is listening on %s: refusing to "
+                                               "start.", sa.sun_path);
+        }
         if (unlink(sa.sun_path) < 0 && errno != ENOENT)
                 return log_error_errno(errno, "Failed to remove stale %s: %m", sa.sun_path);
         if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
@@ -292,8 +301,10 @@ static int run(int argc, char *argv[]) {
         if (!state_dir)
                 log_notice("No state directory: leases are not handed over to the next start.");
         r = restart_new(m, state_dir, &m->restart);
-        if (r < 0)
+        if (r == -ENOMEM)
                 return log_oom();
+        if (r < 0)
+                return r;       /* logged */
         (void) restart_load(m, stored_fds, n_stored_fds);
         n_stored_fds = 0;
 

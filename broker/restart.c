@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,6 +66,7 @@ typedef struct Keeper {
 struct Restart {
         Manager *manager;
         char *state_dir;                /* NULL: no table */
+        int lock_fd;                    /* the state directory, flock()ed: one broker per table */
         bool fdstore;                   /* under systemd: use the fd store */
         bool loaded;
         sd_event_source *defer;
@@ -103,6 +105,7 @@ Restart *restart_free(Restart *r) {
                 keeper_free(r->keepers);
         sd_event_source_disable_unref(r->defer);
         sd_event_source_disable_unref(r->timer);
+        safe_close(r->lock_fd);
         free(r->state_dir);
         free(r);
         return NULL;
@@ -269,7 +272,10 @@ void restart_state_changed(Manager *m, bool urgent) {
 /**
  * restart_new() - set up saving; @state_dir NULL: no table (and no restoring of one)
  *
- * Return: 0 or -ENOMEM
+ * The state directory is locked for as long as this process runs: a second broker on the same
+ * table would take its leases over as if it were the next start, and both would write the table.
+ *
+ * Return: 0, -EBUSY (another broker holds @state_dir, logged), -ENOMEM, or the error of opening it
  */
 int restart_new(Manager *m, const char *state_dir, Restart **ret) {
         Restart *r;
@@ -278,10 +284,32 @@ int restart_new(Manager *m, const char *state_dir, Restart **ret) {
         if (!r)
                 return -ENOMEM;
         r->manager = m;
+        r->lock_fd = -1;
         r->fdstore = !!getenv("NOTIFY_SOCKET");
-        if (state_dir && !(r->state_dir = strdup(state_dir))) {
-                free(r);
-                return -ENOMEM;
+        if (state_dir) {
+                r->state_dir = strdup(state_dir);
+                if (!r->state_dir) {
+                        free(r);
+                        return -ENOMEM;
+                }
+                r->lock_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (r->lock_fd < 0) {
+                        int k = log_error_errno(errno, "Failed to open the state directory %s: %m", state_dir);
+
+                        restart_free(r);
+                        return k;
+                }
+                if (flock(r->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                        int k = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+                        if (k == -EBUSY)
+                                log_error("Another vleased is using the state directory %s: refusing to start.",
+                                          state_dir);
+                        else
+                                log_error_errno(k, "Failed to lock the state directory %s: %m", state_dir);
+                        restart_free(r);
+                        return k;
+                }
         }
         *ret = r;
         return 0;

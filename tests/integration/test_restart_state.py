@@ -128,3 +128,26 @@ def test_pam_session_survives_kill9_and_its_end_releases(make_broker, vaultdev, 
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+def test_a_second_broker_on_the_same_socket_or_state_refuses_to_start(make_broker, tmp_path):
+    """A second vleased must not take a running one's socket (leaving it unreachable) or its lease
+    table (renewing its token and leases as if it were the next start)."""
+    import subprocess
+    from broker import VLEASED
+    b, state = start_with_state(make_broker, tmp_path)
+    rc, c, err = b.get("vlalice", "db-reader")
+    assert rc == 0, err
+    table = open(os.path.join(state, "leases.json")).read()
+
+    other = str(tmp_path / "other-run")
+    for listen, st, message in ((b.sockdir, str(tmp_path / "other-state"), "Another process is listening on"),
+                                (other, state, "Another vleased is using the state directory")):
+        os.makedirs(st, 0o700, exist_ok=True)
+        r = subprocess.run([VLEASED, "--config", b.config_path, "--listen", listen, "--state-dir", st],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and message in r.stderr, (r.returncode, r.stderr)
+    # the first one still answers, on its socket, with its table untouched
+    rc, c2, err = b.get("vlalice", "db-reader")
+    assert rc == 0 and c2["data"]["username"] == c["data"]["username"], err
+    assert open(os.path.join(state, "leases.json")).read() == table
