@@ -926,8 +926,30 @@ int config_parse_string(const char *text, const char *filename, Config **ret, ch
         return finish(&ctx, r, ret, ret_error);
 }
 
+/*
+ * Who may decide what the broker hands out, and to whom: the configuration (and its drop-in
+ * directory) must be owned by root or the broker's own user and writable by nobody else; a login
+ * secret must in addition be unreadable by anyone else. Returns NULL or what is wrong.
+ */
+static const char *untrusted(const struct stat *st, mode_t forbidden, char *buf, size_t size) {
+        if (st->st_uid != 0 && st->st_uid != geteuid()) {
+                (void) snprintf(buf, size, "owned by uid %u; it must be owned by root or the broker's user",
+                                (unsigned) st->st_uid);
+                return buf;
+        }
+        if (st->st_mode & forbidden) {
+                (void) snprintf(buf, size, "%s by others than its owner (mode %04o)",
+                                forbidden & 0044 ? "readable or writable" : "writable",
+                                (unsigned) (st->st_mode & 07777));
+                return buf;
+        }
+        return NULL;
+}
+
 static int parse_path(ParseContext *ctx, const char *path) {
         _cleanup_(fclosep) FILE *f = NULL;
+        struct stat st;
+        char why[128];
         int r;
 
         f = fopen(path, "re");
@@ -935,6 +957,12 @@ static int parse_path(ParseContext *ctx, const char *path) {
                 r = negative_errno();
                 (void) fail_at(ctx, 0, "cannot open: %s", strerror(-r));
                 return r;
+        }
+        if (fstat(fileno(f), &st) < 0)
+                return negative_errno();
+        if (untrusted(&st, 0022, why, sizeof(why))) {
+                (void) fail_at(ctx, 0, "%s", why);
+                return -EPERM;
         }
         ctx->file = f;
         ctx->text = NULL;
@@ -1026,6 +1054,17 @@ int config_load(const char *path, Config **ret, char **ret_error) {
 
         if (asprintf(&dir, "%s.d", path) < 0)
                 return finish(&ctx, -ENOMEM, ret, ret_error);
+        {
+                struct stat st;
+                char why[128];
+
+                /* whoever may add a file here may grant themselves credentials */
+                if (stat(dir, &st) >= 0 && S_ISDIR(st.st_mode) && untrusted(&st, 0022, why, sizeof(why))) {
+                        ctx.filename = dir;
+                        (void) fail_at(&ctx, 0, "%s", why);
+                        return finish(&ctx, -EPERM, ret, ret_error);
+                }
+        }
         r = list_dropins(dir, &dropins);
         if (r < 0) {
                 ctx.filename = dir;
@@ -1079,9 +1118,12 @@ static int read_secret_file(const char *path, bool check_mode, Secret **ret, cha
                 return negative_errno();
         if (!S_ISREG(st.st_mode))
                 return secret_error(ret_error, "%s: not a regular file", path);
-        if (check_mode && (st.st_mode & 0007))
-                return secret_error(ret_error, "%s: readable by others (mode %04o); make it readable by the broker only",
-                                    path, (unsigned) (st.st_mode & 07777));
+        if (check_mode) {
+                char why[128];
+
+                if (untrusted(&st, 0077, why, sizeof(why)))
+                        return secret_error(ret_error, "%s: %s; make it readable by the broker only", path, why);
+        }
         if (st.st_size > CONFIG_SECRET_FILE_MAX)
                 return secret_error(ret_error, "%s: too large", path);
 

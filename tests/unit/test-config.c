@@ -313,6 +313,16 @@ static void write_file(const char *dir, const char *name, const char *text, mode
         free(p);
 }
 
+static int unlink_dropin(const char *dir, const char *name) {
+        char *p = NULL;
+        int r;
+
+        assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
+        r = unlink(p);
+        free(p);
+        return r;
+}
+
 static void rm_rf(const char *dir) {
         char *cmd = NULL;
 
@@ -373,6 +383,28 @@ static void test_dropins(void **state) {
         free(e);
         e = NULL;
 
+        /* whoever may write the configuration may grant themselves credentials */
+        write_file(dd, "15-bad.conf", "[broker]\nidle_exit_sec = 5\n", 0666);
+        assert_int_equal(config_load(main_path, &c, &e), -EPERM);
+        assert_non_null(strstr(e, "15-bad.conf: writable by others than its owner (mode 0666)"));
+        free(e);
+        e = NULL;
+        assert_int_equal(unlink_dropin(dd, "15-bad.conf"), 0);
+        assert_int_equal(chmod(dd, 0777), 0);
+        assert_int_equal(config_load(main_path, &c, &e), -EPERM);
+        assert_non_null(strstr(e, "vleased.conf.d: writable by others than its owner (mode 0777)"));
+        free(e);
+        e = NULL;
+        assert_int_equal(chmod(dd, 0755), 0);
+        assert_int_equal(chmod(main_path, 0664), 0);
+        assert_int_equal(config_load(main_path, &c, &e), -EPERM);
+        assert_non_null(strstr(e, "vleased.conf: writable by others than its owner (mode 0664)"));
+        free(e);
+        e = NULL;
+        assert_int_equal(chmod(main_path, 0644), 0);
+        assert_int_equal(config_load(main_path, &c, &e), 0);
+        c = config_free(c);
+
         /* missing main file */
         {
                 char *missing = NULL;
@@ -397,7 +429,7 @@ static void test_secrets(void **state) {
         assert_true(asprintf(&creds, "%s/creds", d) > 0);
         assert_int_equal(mkdir(creds, 0700), 0);
         write_file(d, "role_id", "file-role\n", 0600);
-        write_file(d, "secret_id", "file-secret\r\n", 0640);
+        write_file(d, "secret_id", "file-secret\r\n", 0600);
         write_file(d, "token", "file-token", 0644);
         write_file(d, "empty", "\n", 0600);
         write_file(creds, "secret_id", "cred-secret\n", 0400);
@@ -422,9 +454,28 @@ static void test_secrets(void **state) {
         assert_true(asprintf(&text, VAULT "auth = token\ntoken_file = %s/token\n", d) > 0);
         assert_int_equal(config_parse_string(text, "t.conf", &c, &e), 0);
         assert_int_equal(config_load_secrets(c, NULL, &e), -EINVAL);
-        assert_non_null(strstr(e, "readable by others"));
+        assert_non_null(strstr(e, "readable or writable by others than its owner (mode 0644)"));
         free(e);
         e = NULL;
+        /* group-readable too */
+        write_file(d, "token", "file-token", 0640);
+        assert_int_equal(config_load_secrets(c, NULL, &e), -EINVAL);
+        assert_non_null(strstr(e, "(mode 0640)"));
+        free(e);
+        e = NULL;
+        /* and owned by someone else (as root only: nobody else can give a file away) */
+        if (geteuid() == 0) {
+                char *p = NULL;
+
+                write_file(d, "token", "file-token", 0600);
+                assert_true(asprintf(&p, "%s/token", d) > 0);
+                assert_int_equal(chown(p, 65534, 65534), 0);
+                assert_int_equal(config_load_secrets(c, NULL, &e), -EINVAL);
+                assert_non_null(strstr(e, "owned by uid 65534"));
+                free(e);
+                e = NULL;
+                free(p);
+        }
         /* ... but the credentials directory's token is used */
         write_file(creds, "token", "cred-token\n", 0400);
         assert_int_equal(config_load_secrets(c, creds, &e), 0);
