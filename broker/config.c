@@ -517,6 +517,10 @@ static bool vault_path_is_valid(const char *v) {
 
         if (!*v || *v == '/' || has_control_or_space(v))
                 return false;
+        /* It goes into a URL as it is: a query or fragment would be cut off by curl (and fail
+         * every Get), an escape would name another path. */
+        if (strpbrk(v, "?#%\\\""))
+                return false;
         /* No empty, "." or ".." segments. */
         while (*p) {
                 size_t n = strcspn(p, "/");
@@ -719,7 +723,8 @@ static int handle_credential(ParseContext *ctx, const char *k, const char *v) {
 
         if (strcmp(k, "path") == 0) {
                 if (!vault_path_is_valid(v))
-                        return fail_at(ctx, ctx->line, "invalid path '%s' in [credential %s] (non-empty, no leading '/')",
+                        return fail_at(ctx, ctx->line, "invalid path '%s' in [credential %s] (no leading '/', no empty, '.' "
+                                       "or '..' segment, no space or any of ?#%%\\\")",
                                        v, c->name);
                 return set_string(&c->path, v);
         }

@@ -18,6 +18,7 @@
 #include "common/memory-util.h"
 
 #define VAULT "[vault]\naddress = https://vault.example:8200\n"
+#define WHY "(no leading '/', no empty, '.' or '..' segment, no space or any of ?#%\\\")"
 
 static Config *parse_ok(const char *text) {
         Config *c = NULL;
@@ -250,11 +251,15 @@ static void test_errors(void **state) {
                     "use https or set allow_http = yes");
         parse_fails("[broker]\n", "vleased.conf: [vault] address is not set");
         parse_fails(VAULT "[credential x]\npath = /abs\n",
-                    "vleased.conf:4: invalid path '/abs' in [credential x] (non-empty, no leading '/')");
+                    "vleased.conf:4: invalid path '/abs' in [credential x] " WHY);
         parse_fails(VAULT "[credential x]\npath =\n",
-                    "vleased.conf:4: invalid path '' in [credential x] (non-empty, no leading '/')");
+                    "vleased.conf:4: invalid path '' in [credential x] " WHY);
+        parse_fails(VAULT "[credential x]\npath = kv/data/app?version=1\n",
+                    "vleased.conf:4: invalid path 'kv/data/app?version=1' in [credential x] " WHY);
+        parse_fails(VAULT "[credential x]\npath = kv/%2e%2e/sys\n",
+                    "vleased.conf:4: invalid path 'kv/%2e%2e/sys' in [credential x] " WHY);
         parse_fails(VAULT "[credential x]\npath = a/../b\n",
-                    "vleased.conf:4: invalid path 'a/../b' in [credential x] (non-empty, no leading '/')");
+                    "vleased.conf:4: invalid path 'a/../b' in [credential x] " WHY);
         parse_fails(VAULT "[credential x]\nallow_users = a\n", "vleased.conf:3: [credential x] has no path");
         parse_fails(VAULT "[credential x]\npath = a\nformat = {{user\n",
                     "vleased.conf:5: invalid format in [credential x]: unterminated placeholder at offset 0");
