@@ -24,7 +24,9 @@
 #include "common/time-util.h"
 #include "common/varlink.h"
 
-#define REQUEST_TIMEOUT_USEC (30 * USEC_PER_SEC)
+/* A safety net for a hung broker only: the broker itself answers VaultUnavailable once Vault's own
+ * timeouts run out, and a first Get may take a login and a read of timeout_sec (30 s) each. */
+#define REQUEST_TIMEOUT_USEC (120 * USEC_PER_SEC)
 #define CONNECT_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
 enum {

@@ -126,3 +126,20 @@ def test_token_revoked_behind_the_brokers_back(make_broker, vaultdev, pg):
                 and pg.login(cred["data"]["username"], cred["data"]["password"])[0])
     wait_for(reissued, 30, interval=0.5, what="a re-issued credential after the token was revoked")
     assert len(vaultdev.requests("auth/approle/login")) > logins_before
+
+
+def test_a_first_get_waits_for_a_slow_login_and_read(make_broker, vaultdev, pg):
+    """Vault answering each call after 17 s: the broker's login and the read take 34 s, longer than
+    one timeout_sec's worth; vlease waits for the broker's answer rather than calling it unreachable."""
+    vaultdev.faults(latency_ms=17000)
+    try:
+        b = make_broker()
+        t0 = time.monotonic()
+        rc, c, err = b.get("vlalice", "db-reader")
+        waited = time.monotonic() - t0
+    finally:
+        vaultdev.reset_faults()
+    assert rc == 0, (rc, err)
+    assert waited > 30, f"answered in {waited:.1f}s: the slow login was not on the path"
+    ok, msg = pg.login(c["data"]["username"], c["data"]["password"])
+    assert ok, msg
