@@ -166,7 +166,7 @@ max_requests_per_uid = 128
         self.config = cfg
         self.broker = Broker(cfg, role_id=self.role[0], secret_id=self.role[1])
         self.broker.start()
-        self.cleanup.append(lambda: self.broker.stop() if self.broker.proc else None)
+        self.cleanup.append(lambda: (self.broker.stop() if self.broker.proc else None, self.broker.remove()))
         self.pid = self.broker.proc.pid
         self.res["rss_start_kib"] = proc_status(self.pid)["rss_kib"]
 

@@ -5,6 +5,7 @@ sanitizer report it left (DESIGN.md "Tests and benchmarks"): Broker.stop() asser
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,13 +43,17 @@ class Brokers:
         return b.start() if start else b
 
     def stop_all(self):
+        """Stops every broker; removes the directories of those that stopped cleanly (a failed one's
+        logs and sanitizer reports stay for whoever investigates, and the error names the dir)."""
         errors = []
         for b in self.made:
-            if b.proc is not None:
-                try:
+            try:
+                if b.proc is not None:
                     b.stop()
-                except AssertionError as e:
-                    errors.append(str(e))
+            except AssertionError as e:
+                errors.append(f"{e}\n(kept: {b.dir})")
+                continue
+            b.remove()
         return errors
 
 
@@ -134,6 +139,11 @@ class Broker:
         assert rc == 0, f"vleased exited with {rc}:\n{self.log()}\n{text}"
         assert not reports, f"sanitizer reports:\n{text}"
         self.proc = None
+
+    def remove(self):
+        """Deletes the broker's directory (config, login secrets, sockets, logs); it must be stopped."""
+        assert self.proc is None
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
