@@ -627,6 +627,14 @@ static int on_retiree_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Revoke now rather than at the timer's time, unless a revoke is already on its way. */
+static void retiree_retry_now(Retiree *t) {
+        if (t->req)
+                return;
+        (void) sd_event_source_set_time(t->timer, now(CLOCK_BOOTTIME));
+        (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
+}
+
 /* A lease to revoke at @when, retried until @until; takes @lease_id. NULL on failure (logged). */
 static Retiree *retiree_add(Manager *m, char *lease_id, const char *owner, const char *name, usec_t when,
                             usec_t until) {
@@ -1334,22 +1342,22 @@ static int lease_get_owner(Manager *m, uid_t uid, const char *unit, const Creden
         return joined;
 }
 
-/**
- * lease_release() - revoke the caller's own lease of @cred; @cb runs once it is revoked
- *
- * Return: 0, or a negative errno when nothing was started.
- */
 /* The retiree of @uid's @name whose revoke failed, if any. */
 static Retiree *retiree_failed(Manager *m, uid_t uid, const char *name) {
-        char owner[32];
+        char owner[STATE_OWNER_UID_MAX];
 
-        (void) snprintf(owner, sizeof(owner), "uid:%u", (unsigned) uid);
+        state_owner_of_uid(uid, owner);
         for (Retiree *t = m->retirees; t; t = t->next)
                 if (t->failed && strcmp(t->owner, owner) == 0 && strcmp(t->name, name) == 0)
                         return t;
         return NULL;
 }
 
+/**
+ * lease_release() - revoke the caller's own lease of @cred; @cb runs once it is revoked
+ *
+ * Return: 0, or a negative errno when nothing was started.
+ */
 int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDoneFunc cb, void *userdata,
                   LeaseWaiter **ret_waiter) {
         LeaseWaiter *w;
@@ -1372,10 +1380,7 @@ int lease_release(Manager *m, uid_t uid, const CredentialConfig *cred, LeaseDone
 
                 if (t) {
                         /* an earlier release could not revoke yet: not done, say so, and try now */
-                        if (!t->req) {
-                                (void) sd_event_source_set_time(t->timer, now(CLOCK_BOOTTIME));
-                                (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
-                        }
+                        retiree_retry_now(t);
                         if (p)
                                 (void) json_object_add_or_put(p, "reason", json_object_new_string(
                                         "an earlier release could not be revoked yet; retrying"));
@@ -1462,13 +1467,10 @@ int lease_append_held(Manager *m, bool all, uid_t uid, json_object *array) {
         }
 
         for (Retiree *t = m->retirees; t; t = t->next) {
-                char owner[32];
+                char owner[STATE_OWNER_UID_MAX];
 
-                if (!all) {
-                        (void) snprintf(owner, sizeof(owner), "uid:%u", (unsigned) uid);
-                        if (!t->owner || strcmp(t->owner, owner) != 0)
-                                continue;
-                }
+                if (!all && (!t->owner || strcmp(t->owner, state_owner_of_uid(uid, owner)) != 0))
+                        continue;
                 r = held_entry(t->name ?: "?", t->owner ?: "?", false, 0, false, 0,
                                t->failed ? "revoke_failed" : "revoking", array);
                 if (r < 0)
@@ -1498,12 +1500,7 @@ unsigned lease_revoke_all(Manager *m) {
         }
         lease_free_all(m);
         for (Retiree *t = m->retirees; t; t = t->next) {
-                if (t->req)
-                        continue;               /* already on its way */
-                (void) sd_event_source_set_time(t->timer, n);
-                (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
-        }
-        for (Retiree *t = m->retirees; t; t = t->next) {
+                retiree_retry_now(t);
                 t->stop_counted = true;
                 count++;
         }
@@ -1685,12 +1682,9 @@ int lease_restore(Manager *m, const StateLease *e, const CredentialConfig *cred,
                 if (!unit_name_is_valid(unit))
                         return -EINVAL;
         } else {
-                char *end;
-                unsigned long v = strtoul(e->owner + 4, &end, 10);
-
-                if (strncmp(e->owner, "uid:", 4) != 0 || *end || end == e->owner + 4 || v >= (uid_t) -1)
+                uid = state_owner_uid(e->owner);
+                if (uid == (uid_t) -1)
                         return -EINVAL;
-                uid = (uid_t) v;
         }
 
         r = lease_new(m, uid, unit, cred, &l);

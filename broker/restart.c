@@ -402,16 +402,6 @@ static void keeper_add(Restart *r, const char *accessor) {
 
 /* ---- loading ---- */
 
-static uid_t owner_uid(const char *owner) {
-        char *end;
-        unsigned long v;
-
-        if (strncmp(owner, "uid:", 4) != 0)
-                return (uid_t) -1;
-        v = strtoul(owner + 4, &end, 10);
-        return *end || end == owner + 4 || v >= (uid_t) -1 ? (uid_t) -1 : (uid_t) v;
-}
-
 static int read_fd_secret(int fd, Secret **ret) {
         _cleanup_(erase_and_freep) char *buf = NULL;
         struct stat st;
@@ -539,7 +529,7 @@ int restart_load(Manager *m, const int *fds, size_t n_fds) {
                 if (unit && !e->cgroup)
                         running = 0;
                 v = state_lease_verdict(e, n, m->config->broker.idle_release_usec, running,
-                                        !unit && session_uid_active(m, owner_uid(e->owner)));
+                                        !unit && session_uid_active(m, state_owner_uid(e->owner)));
                 if (v == STATE_KEEP && (!cred || (!e->lease_id && !x)))
                         v = e->lease_id ? STATE_REVOKE : STATE_DROP;    /* no longer configured, or nothing to keep */
 

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -430,6 +431,32 @@ const StateSecret *state_secrets_find(const StateSecrets *s, const char *owner, 
                     streq_null(s->secrets[i].lease_id, lease_id))
                         return &s->secrets[i];
         return NULL;
+}
+
+/**
+ * state_owner_of_uid() - the owner field of @uid's leases: "uid:1000"
+ * @buf: at least STATE_OWNER_UID_MAX bytes
+ *
+ * Return: @buf
+ */
+const char *state_owner_of_uid(uid_t uid, char buf[static STATE_OWNER_UID_MAX]) {
+        (void) snprintf(buf, STATE_OWNER_UID_MAX, "uid:%u", (unsigned) uid);
+        return buf;
+}
+
+/**
+ * state_owner_uid() - the uid in an owner field "uid:N"
+ *
+ * Return: the uid, or (uid_t) -1 for a unit's owner ("unit:NAME") or anything malformed
+ */
+uid_t state_owner_uid(const char *owner) {
+        unsigned long v;
+        char *end;
+
+        if (strncmp(owner, "uid:", 4) != 0)
+                return (uid_t) -1;
+        v = strtoul(owner + 4, &end, 10);
+        return *end || end == owner + 4 || v >= (uid_t) -1 ? (uid_t) -1 : (uid_t) v;
 }
 
 /**

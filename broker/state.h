@@ -89,5 +89,9 @@ int state_secrets_parse(const char *text, size_t size, StateSecrets *ret);
 const StateSecret *state_secrets_find(const StateSecrets *s, const char *owner, const char *credential,
                                       const char *lease_id);
 
+#define STATE_OWNER_UID_MAX sizeof("uid:4294967295")
+const char *state_owner_of_uid(uid_t uid, char buf[static STATE_OWNER_UID_MAX]);
+uid_t state_owner_uid(const char *owner);
+
 StateVerdict state_lease_verdict(const StateLease *l, usec_t now_realtime, usec_t idle_release_usec,
                                  int unit_running, bool user_has_session);

@@ -125,6 +125,23 @@ static void test_secrets_roundtrip(void **state) {
         assert_int_equal(state_secrets_parse("{\"secr", 6, &u), -EBADMSG);
 }
 
+static void test_owner(void **state) {
+        char buf[STATE_OWNER_UID_MAX];
+
+        assert_string_equal(state_owner_of_uid(1000, buf), "uid:1000");
+        assert_string_equal(state_owner_of_uid(4294967294U, buf), "uid:4294967294");
+        assert_int_equal(state_owner_uid("uid:1000"), 1000);
+        assert_int_equal(state_owner_uid("uid:0"), 0);
+        assert_int_equal(state_owner_uid(state_owner_of_uid(4294967294U, buf)), 4294967294U);
+        /* a unit, or anything malformed: no uid */
+        assert_int_equal(state_owner_uid("unit:app.service"), (uid_t) -1);
+        assert_int_equal(state_owner_uid("uid:"), (uid_t) -1);
+        assert_int_equal(state_owner_uid("uid:12x"), (uid_t) -1);
+        assert_int_equal(state_owner_uid("uid:4294967295"), (uid_t) -1);
+        assert_int_equal(state_owner_uid("uid:-1"), (uid_t) -1);
+        assert_int_equal(state_owner_uid("1000"), (uid_t) -1);
+}
+
 static void test_verdict(void **state) {
         StateLease l = { .owner = (char *) "uid:1000", .credential = (char *) "db", .lease_id = (char *) "L",
                          .expires = S(1000), .token_expires = S(5000), .last_used = S(500) };
@@ -158,6 +175,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table_roundtrip),
                 cmocka_unit_test(test_secrets_roundtrip),
+                cmocka_unit_test(test_owner),
                 cmocka_unit_test(test_verdict),
         };
 
