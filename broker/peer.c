@@ -274,6 +274,16 @@ static int lookup_credential(Peer *p, json_object *params, const CredentialConfi
         return 1;
 }
 
+/* Queues the cached answer of @c, already authorised for the peer: 1, or 0 when it is not cached. */
+static int peer_queue_cached(Peer *p, const CredentialConfig *c) {
+        const char *msg;
+        size_t len;
+
+        if (lease_get_cached(p->manager, p->ucred.uid, c, &msg, &len) <= 0)
+                return 0;
+        return peer_queue_copy(p, msg, len) ?: 1;
+}
+
 static int method_get_or_release(Peer *p, json_object *params, bool release) {
         const CredentialConfig *c = NULL;
         bool may_start;
@@ -296,12 +306,10 @@ static int method_get_or_release(Peer *p, json_object *params, bool release) {
                   release ? "Release" : "Get", c->name);
 
         if (!release) {
-                const char *msg;
-                size_t len;
-
                 /* A cached answer: copy its prebuilt bytes, costs Vault nothing. */
-                if (lease_get_cached(p->manager, p->ucred.uid, c, &msg, &len) > 0)
-                        return peer_queue_copy(p, msg, len);
+                r = peer_queue_cached(p, c);
+                if (r != 0)
+                        return MIN(r, 0);
         }
 
         /* Counted against the uid: calls that make a Vault request. Joining a read already in
@@ -584,15 +592,11 @@ static int peer_dispatch(Peer *p, const VarlinkCall *call) {
  * simple (unknown, denied, not cached...): then the full path runs and says why. */
 static int peer_get_cached(Peer *p, const char *name) {
         const CredentialConfig *c;
-        const char *msg;
-        size_t len;
 
         c = config_find_credential(p->manager->config, name);
         if (!c || !policy_allows(c, p->ucred.uid, p->gids, p->n_gids))
                 return 0;
-        if (lease_get_cached(p->manager, p->ucred.uid, c, &msg, &len) <= 0)
-                return 0;
-        return peer_queue_copy(p, msg, len) ?: 1;
+        return peer_queue_cached(p, c);
 }
 
 /* Handles complete buffered calls, one at a time, until one goes asynchronous. */
