@@ -609,6 +609,16 @@ static int request_submit(VaultRequest *req) {
         return 0;
 }
 
+/* A request that could not be (re)started: its caller gets a transport error. */
+static void request_fail_to_start(VaultRequest *req, const char *what) {
+        VaultReply reply;
+
+        if (vault_reply_transport_error(VAULT_TRANSPORT, what, &reply) >= 0)
+                request_complete(req, &reply);
+        else
+                request_free(req); /* out of memory: nothing sensible left to report */
+}
+
 static int on_queue(sd_event_source *s, void *userdata) {
         VaultClient *c = userdata;
 
@@ -619,14 +629,8 @@ static int on_queue(sd_event_source *s, void *userdata) {
                         req = req->next;        /* the oldest */
                 list_unlink(req);
                 req->state = REQUEST_NEW;
-                if (request_submit(req) < 0) {
-                        VaultReply reply;
-
-                        if (vault_reply_transport_error(VAULT_TRANSPORT, "failed to start the request", &reply) >= 0)
-                                request_complete(req, &reply);
-                        else
-                                request_free(req);
-                }
+                if (request_submit(req) < 0)
+                        request_fail_to_start(req, "failed to start the request");
         }
         return 0;
 }
@@ -637,14 +641,8 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         req->timer = sd_event_source_disable_unref(req->timer);
         r = request_submit(req);
-        if (r < 0) {
-                VaultReply reply;
-
-                if (vault_reply_transport_error(VAULT_TRANSPORT, "failed to retry the request", &reply) >= 0)
-                        request_complete(req, &reply);
-                else
-                        request_free(req); /* out of memory: nothing sensible left to report */
-        }
+        if (r < 0)
+                request_fail_to_start(req, "failed to retry the request");
         return 0;
 }
 
