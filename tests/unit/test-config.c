@@ -336,6 +336,18 @@ static void rm_rf(const char *dir) {
         free(cmd);
 }
 
+/* config_load() fails with @expected and an error containing @needle. */
+static void load_fails(const char *path, int expected, const char *needle) {
+        Config *c = NULL;
+        char *e = NULL;
+
+        assert_int_equal(config_load(path, &c, &e), expected);
+        assert_null(c);
+        assert_non_null(e);
+        assert_non_null(strstr(e, needle));
+        free(e);
+}
+
 static void test_dropins(void **state) {
         char *d = mkdtemp_or_die(), *main_path = NULL, *dd = NULL, *e = NULL;
         Config *c = NULL;
@@ -390,22 +402,13 @@ static void test_dropins(void **state) {
 
         /* whoever may write the configuration may grant themselves credentials */
         write_file(dd, "15-bad.conf", "[broker]\nidle_exit_sec = 5\n", 0666);
-        assert_int_equal(config_load(main_path, &c, &e), -EPERM);
-        assert_non_null(strstr(e, "15-bad.conf: writable by others than its owner (mode 0666)"));
-        free(e);
-        e = NULL;
+        load_fails(main_path, -EPERM, "15-bad.conf: writable by others than its owner (mode 0666)");
         assert_int_equal(unlink_dropin(dd, "15-bad.conf"), 0);
         assert_int_equal(chmod(dd, 0777), 0);
-        assert_int_equal(config_load(main_path, &c, &e), -EPERM);
-        assert_non_null(strstr(e, "vleased.conf.d: writable by others than its owner (mode 0777)"));
-        free(e);
-        e = NULL;
+        load_fails(main_path, -EPERM, "vleased.conf.d: writable by others than its owner (mode 0777)");
         assert_int_equal(chmod(dd, 0755), 0);
         assert_int_equal(chmod(main_path, 0664), 0);
-        assert_int_equal(config_load(main_path, &c, &e), -EPERM);
-        assert_non_null(strstr(e, "vleased.conf: writable by others than its owner (mode 0664)"));
-        free(e);
-        e = NULL;
+        load_fails(main_path, -EPERM, "vleased.conf: writable by others than its owner (mode 0664)");
         assert_int_equal(chmod(main_path, 0644), 0);
         assert_int_equal(config_load(main_path, &c, &e), 0);
         c = config_free(c);
@@ -425,6 +428,16 @@ static void test_dropins(void **state) {
         free(d);
         free(main_path);
         free(dd);
+}
+
+/* config_load_secrets() fails with -EINVAL and an error containing @needle. */
+static void secrets_fail(Config *c, const char *needle) {
+        char *e = NULL;
+
+        assert_int_equal(config_load_secrets(c, NULL, &e), -EINVAL);
+        assert_non_null(e);
+        assert_non_null(strstr(e, needle));
+        free(e);
 }
 
 static void test_secrets(void **state) {
@@ -458,16 +471,10 @@ static void test_secrets(void **state) {
         /* world-readable token file refused */
         assert_true(asprintf(&text, VAULT "auth = token\ntoken_file = %s/token\n", d) > 0);
         assert_int_equal(config_parse_string(text, "t.conf", &c, &e), 0);
-        assert_int_equal(config_load_secrets(c, NULL, &e), -EINVAL);
-        assert_non_null(strstr(e, "readable or writable by others than its owner (mode 0644)"));
-        free(e);
-        e = NULL;
+        secrets_fail(c, "readable or writable by others than its owner (mode 0644)");
         /* group-readable too */
         write_file(d, "token", "file-token", 0640);
-        assert_int_equal(config_load_secrets(c, NULL, &e), -EINVAL);
-        assert_non_null(strstr(e, "(mode 0640)"));
-        free(e);
-        e = NULL;
+        secrets_fail(c, "(mode 0640)");
         /* and owned by someone else (as root only: nobody else can give a file away) */
         if (geteuid() == 0) {
                 char *p = NULL;
@@ -475,10 +482,7 @@ static void test_secrets(void **state) {
                 write_file(d, "token", "file-token", 0600);
                 assert_true(asprintf(&p, "%s/token", d) > 0);
                 assert_int_equal(chown(p, 65534, 65534), 0);
-                assert_int_equal(config_load_secrets(c, NULL, &e), -EINVAL);
-                assert_non_null(strstr(e, "owned by uid 65534"));
-                free(e);
-                e = NULL;
+                secrets_fail(c, "owned by uid 65534");
                 free(p);
         }
         /* ... but the credentials directory's token is used */
@@ -491,9 +495,7 @@ static void test_secrets(void **state) {
         /* empty file, missing file, nothing configured */
         assert_true(asprintf(&text, VAULT "role_id_file = %s/empty\nsecret_id_file = %s/none\n", d, d) > 0);
         assert_int_equal(config_parse_string(text, "t.conf", &c, &e), 0);
-        assert_int_equal(config_load_secrets(c, NULL, &e), -EINVAL);
-        assert_non_null(strstr(e, "empty: empty"));
-        free(e);
+        secrets_fail(c, "empty: empty");
         c = config_free(c);
         free(text);
 
