@@ -830,6 +830,7 @@ static void on_renew_done(VaultRequest *req, const VaultReply *reply, void *user
 
                 l->times.issued = received;
                 l->times.expiry = received + returned;
+                l->times.unconfirmed = false;
                 l->renewals++;
                 l->attempt = 0;
                 if (!reply->renewable || schedule_renewal_capped(l->times.ttl, returned)) {
@@ -848,8 +849,12 @@ static void on_renew_done(VaultRequest *req, const VaultReply *reply, void *user
         }
 
         case VAULT_LEASE_NOT_FOUND:
-                log_warning("Lease %s of '%s' for %s is gone: re-issuing.",
-                            lease_id_log(l->lease_id, idbuf, sizeof(idbuf)), l->cred->name, l->owner);
+                if (l->times.unconfirmed)
+                        log_info("Lease %s of '%s' for %s ended before this process could renew it.",
+                                 lease_id_log(l->lease_id, idbuf, sizeof(idbuf)), l->cred->name, l->owner);
+                else
+                        log_warning("Lease %s of '%s' for %s is gone: re-issuing.",
+                                    lease_id_log(l->lease_id, idbuf, sizeof(idbuf)), l->cred->name, l->owner);
                 answer_drop(l);
                 l->attempt = 0;
                 if (!has_waiters(l, false) && !l->release_requested) {
@@ -1710,6 +1715,7 @@ int lease_restore(Manager *m, const StateLease *e, const CredentialConfig *cred,
                 .refresh = cred->refresh_usec,
                 .ttl = e->ttl,
                 .token_expiry = e->token_expires == 0 ? USEC_INFINITY : boottime_from_realtime(e->token_expires),
+                .unconfirmed = true,
         };
         l->times.expiry = l->times.leased ? boottime_from_realtime(e->expires) : USEC_INFINITY;
         if (l->times.leased && l->times.ttl == 0)

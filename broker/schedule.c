@@ -182,6 +182,11 @@ ScheduleAction schedule_next(const LeaseTimes *t, usec_t now, unsigned attempt, 
         end = schedule_end(t);
         if (now >= end) {
                 *ret_when = now;
+                /* A restored lease may have been renewed after its table was saved: one renewal asks
+                 * Vault, whose answer (a new expiry, or "lease not found") settles it. */
+                if (t->unconfirmed && attempt == 0 && now < t->token_expiry &&
+                    schedule_may_outlive_saved_expiry(t->renewable, t->capped, t->expiry, t->ttl, now))
+                        return SCHEDULE_RENEW;
                 return SCHEDULE_EXPIRE;
         }
 
@@ -246,6 +251,24 @@ ScheduleAction schedule_next(const LeaseTimes *t, usec_t now, unsigned attempt, 
  */
 bool schedule_renewal_capped(usec_t asked, usec_t returned) {
         return returned < asked;
+}
+
+/**
+ * schedule_may_outlive_saved_expiry() - whether a lease whose saved expiry has passed may still live
+ * @renewable: the saved lease was renewable ...
+ * @capped:    ... and not capped by its max TTL
+ * @expiry:    the saved expiry
+ * @ttl:       the increment each renewal asks for
+ * @now:       the current time, on @expiry's clock
+ *
+ * The lease table is saved up to a second after a renewal (renewals are coalesced), so a crash can
+ * lose the last one. That renewal was made before the saved expiry and asked for @ttl, so the lease
+ * cannot outlive @expiry + @ttl; before then only Vault knows.
+ *
+ * Return: true while the lease may still live in Vault.
+ */
+bool schedule_may_outlive_saved_expiry(bool renewable, bool capped, usec_t expiry, usec_t ttl, usec_t now) {
+        return renewable && !capped && ttl > 0 && now < add_sat(expiry, ttl);
 }
 
 /**

@@ -35,6 +35,8 @@ typedef struct LeaseTimes {
         bool leased;            /* has a lease_id and a non-zero lease_duration */
         bool renewable;
         bool capped;            /* a renewal returned less than asked: max TTL reached, stop renewing */
+        bool unconfirmed;       /* restored from a saved table, which may miss the previous process's last
+                                 * renewal: `expiry` is a lower bound until Vault answers a renewal */
 } LeaseTimes;
 
 #define SCHEDULE_MIN_MARGIN_USEC (1 * USEC_PER_SEC)
@@ -52,4 +54,5 @@ bool schedule_can_hand_out(const LeaseTimes *t, usec_t now);
 usec_t schedule_backoff(unsigned attempt, uint64_t rnd);
 ScheduleAction schedule_next(const LeaseTimes *t, usec_t now, unsigned attempt, uint64_t rnd, usec_t *ret_when);
 bool schedule_renewal_capped(usec_t asked, usec_t returned);
+bool schedule_may_outlive_saved_expiry(bool renewable, bool capped, usec_t expiry, usec_t ttl, usec_t now);
 usec_t schedule_revoke_old_at(const LeaseTimes *old, usec_t now);

@@ -23,6 +23,7 @@
 
 #include <json-c/json.h>
 
+#include "broker/schedule.h"
 #include "broker/state.h"
 #include "common/json-util.h"
 #include "common/memory-util.h"
@@ -467,14 +468,18 @@ uid_t state_owner_uid(const char *owner) {
  * @unit_running:      for a unit's lease: 1 its cgroup is populated, 0 not, negative unknown
  * @user_has_session:  for a user's lease: the user has a PAM session whose leader still runs
  *
- * Replaced leases are revoked. A lease (or its token) that has ended is dropped. A unit's lease is kept
+ * Replaced leases are revoked. A lease (or its token) that has ended is dropped; a renewable lease
+ * whose saved expiry has passed may have been renewed after the save, and is judged like a live one
+ * (schedule_may_outlive_saved_expiry(): the restored lease then asks Vault with a renewal). A unit's lease is kept
  * while the unit runs (unknown counts as running: revoking under a live service is the worse mistake).
  * A user's lease is kept while the user has a live session, else unless it was idle past
  * idle_release_sec already (its idle clock then restarts).
  */
 StateVerdict state_lease_verdict(const StateLease *l, usec_t now_realtime, usec_t idle_release_usec,
                                  int unit_running, bool user_has_session) {
-        if (l->lease_id && ((l->expires > 0 && l->expires <= now_realtime) ||
+        if (l->lease_id && ((l->expires > 0 && l->expires <= now_realtime &&
+                             !schedule_may_outlive_saved_expiry(l->renewable, l->capped, l->expires, l->ttl,
+                                                                now_realtime)) ||
                             (l->token_expires > 0 && l->token_expires <= now_realtime)))
                 return STATE_DROP;
         if (l->retiree)

@@ -151,3 +151,42 @@ def test_a_second_broker_on_the_same_socket_or_state_refuses_to_start(make_broke
     rc, c2, err = b.get("vlalice", "db-reader")
     assert rc == 0 and c2["data"]["username"] == c["data"]["username"], err
     assert open(os.path.join(state, "leases.json")).read() == table
+
+
+def test_a_renewal_the_table_missed_is_found_again_at_start(make_broker, vaultdev, pg, tmp_path):
+    """Renewals reach the table up to a second late (they are coalesced). A kill -9 in that second
+    leaves a table whose expiry is one renewal behind Vault's: once that saved expiry has passed, the
+    next start must still ask Vault (renew) rather than forget a lease that lives on, whose holder
+    would lose its credential at the real end, unrenewed and never revoked."""
+    vaultdev.write_db_role("crashy", default_ttl="6s", max_ttl="1h")
+    b = make_broker(broker_section="idle_release_sec = 3600", start=False,
+                    credentials="\n[credential db-crashy]\npath = database/creds/crashy\nallow_users = vlalice\n")
+    state = str(tmp_path / "state")
+    os.mkdir(state, 0o700)
+    b.start(args=["--state-dir", state])
+    vaultdev.clear_requests()
+    rc, cred, err = b.get("vlalice", "db-crashy")
+    assert rc == 0, err
+    user, password = cred["data"]["username"], cred["data"]["password"]
+    # the second renewal: the next one comes >= 3.6 s later, so the saved expiry is well before the real one
+    wait_for(lambda: len(vaultdev.requests("sys/leases/renew")) >= 2, 15, what="two renewals")
+    b.kill()
+    killed = time.time()
+    saved = json.load(open(os.path.join(state, "leases.json")))["leases"]
+    assert len(saved) == 1 and saved[0]["renewals"] == 1, \
+        f"the kill came after the table caught up with the second renewal, nothing to test: {saved}"
+    saved_end = saved[0]["expires_usec"] / 1e6
+    wait_for(lambda: time.time() > saved_end + 0.3, 10, what="the saved expiry to pass")
+    assert pg.role_exists(user)
+    vaultdev.clear_requests()
+    b.start(args=["--state-dir", state])
+    wait_for(lambda: any(r["status"] == 200 for r in vaultdev.requests("sys/leases/renew")), 10,
+             what="the restored lease to be renewed")
+    # past the end the killed process gave it, the credential still logs in
+    wait_for(lambda: time.time() > killed + 6 + 0.5, 10, what="the lease's end without the new renewal")
+    ok, err = pg.login(user, password)
+    assert ok, f"{err}\n{b.log()}"
+    assert "has expired" not in b.log()
+    r = b.vlease("vlalice", "release", "db-crashy")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: not pg.role_exists(user), 15, what="the role to be dropped after Release")

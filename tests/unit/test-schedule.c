@@ -242,6 +242,38 @@ static void test_expire(void **state) {
         assert_int_equal(when, S(61));
 }
 
+static void test_restored_past_saved_expiry(void **state) {
+        /* restored from a table saved before the previous process's last renewal: saved expiry 60 */
+        LeaseTimes t = leased(S(0), S(60), true);
+        usec_t when;
+
+        t.unconfirmed = true;
+        /* one renewal asks Vault, at once */
+        assert_int_equal(schedule_next(&t, S(61), 0, 0, &when), SCHEDULE_RENEW);
+        assert_int_equal(when, S(61));
+        assert_false(schedule_can_hand_out(&t, S(61)));
+        /* ... and if it fails, the lease is given up */
+        assert_int_equal(schedule_next(&t, S(61), 1, 0, &when), SCHEDULE_EXPIRE);
+        /* a renewal made before the saved expiry asked for one TTL: past that, it has ended */
+        assert_int_equal(schedule_next(&t, S(120), 0, 0, &when), SCHEDULE_EXPIRE);
+        /* nothing to ask about: not renewable, capped, its token ended, or not restored */
+        t.renewable = false;
+        assert_int_equal(schedule_next(&t, S(61), 0, 0, &when), SCHEDULE_EXPIRE);
+        t.renewable = true;
+        t.capped = true;
+        assert_int_equal(schedule_next(&t, S(61), 0, 0, &when), SCHEDULE_EXPIRE);
+        t.capped = false;
+        t.token_expiry = S(61);
+        assert_int_equal(schedule_next(&t, S(61), 0, 0, &when), SCHEDULE_EXPIRE);
+        t.token_expiry = USEC_INFINITY;
+        t.unconfirmed = false;
+        assert_int_equal(schedule_next(&t, S(61), 0, 0, &when), SCHEDULE_EXPIRE);
+
+        assert_true(schedule_may_outlive_saved_expiry(true, false, S(60), S(60), S(119)));
+        assert_false(schedule_may_outlive_saved_expiry(true, false, S(60), S(60), S(120)));
+        assert_false(schedule_may_outlive_saved_expiry(true, false, S(60), 0, S(61)));
+}
+
 static void test_kv_refresh(void **state) {
         LeaseTimes t = { .issued = S(100), .expiry = USEC_INFINITY, .refresh = S(300),
                          .token_expiry = S(110), .renewable = true };
@@ -419,6 +451,7 @@ int main(void) {
                 cmocka_unit_test(test_capped_renewal),
                 cmocka_unit_test(test_max_ttl_simulation),
                 cmocka_unit_test(test_revoke_old),
+                cmocka_unit_test(test_restored_past_saved_expiry),
                 cmocka_unit_test(test_action_names),
         };
 

@@ -154,6 +154,17 @@ static void test_verdict(void **state) {
         assert_int_equal(state_lease_verdict(&l, S(600), S(60), -1, true), STATE_KEEP);
         /* ended, or its token did */
         assert_int_equal(state_lease_verdict(&l, S(1000), S(3600), -1, false), STATE_DROP);
+        /* ... unless renewable: a renewal lost with the previous process may have moved its end, by at
+         * most one TTL (the restored lease asks Vault) */
+        l.renewable = true;
+        l.ttl = S(300);
+        assert_int_equal(state_lease_verdict(&l, S(1000), S(3600), -1, false), STATE_KEEP);
+        assert_int_equal(state_lease_verdict(&l, S(1299), S(60), -1, false), STATE_REVOKE);
+        assert_int_equal(state_lease_verdict(&l, S(1300), S(3600), -1, false), STATE_DROP);
+        l.capped = true;
+        assert_int_equal(state_lease_verdict(&l, S(1000), S(3600), -1, false), STATE_DROP);
+        l.capped = false;
+        l.renewable = false;
         l.token_expires = S(550);
         assert_int_equal(state_lease_verdict(&l, S(600), S(3600), -1, false), STATE_DROP);
         l.token_expires = 0;
