@@ -2,8 +2,8 @@
 
 /*
  * Configuration. The file decides who may fetch which secret, so parsing is strict: unknown sections
- * and keys, malformed values and over-long lines are errors naming file and line, never silently
- * ignored. inih does the tokenising (Debian's build: 200-byte lines, continuation lines, ';' and '#'
+ * and keys, a key given twice under one section header, malformed values, over-long lines and files
+ * that are not regular files are errors naming file (and line), never silently ignored. inih does the tokenising (Debian's build: 200-byte lines, continuation lines, ';' and '#'
  * comments); our line reader counts lines, refuses over-long ones and sees section headers itself, so
  * empty and unknown sections are caught too.
  *
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <ini.h>
 
@@ -46,6 +47,11 @@ typedef enum SectionKind {
         SECTION_BAD,
 } SectionKind;
 
+typedef struct KeySeen {
+        char *key;
+        unsigned line;
+} KeySeen;
+
 typedef struct ParseContext {
         Config *config;
         const char *filename;
@@ -61,6 +67,8 @@ typedef struct ParseContext {
         /* state */
         SectionKind section;
         size_t credential;              /* index of the current credential section */
+        KeySeen *keys_seen;             /* single-valued keys set since the last section header */
+        size_t n_keys_seen;
         char **origins;                 /* "file:line" of each credential's first section header */
         char *error;                    /* first error, "file:line: text" */
         unsigned error_line;
@@ -311,6 +319,38 @@ static int credential_get(ParseContext *ctx, const char *name, size_t *ret) {
         return 0;
 }
 
+/* A key may be set once per section header: forget the keys of the previous one. */
+static void keys_seen_clear(ParseContext *ctx) {
+        for (size_t i = 0; i < ctx->n_keys_seen; i++)
+                free(ctx->keys_seen[i].key);
+        ctx->n_keys_seen = 0;
+}
+
+/* The line @key was first set on since the last section header, 0 if not. */
+static unsigned key_seen(const ParseContext *ctx, const char *key) {
+        for (size_t i = 0; i < ctx->n_keys_seen; i++)
+                if (strcmp(ctx->keys_seen[i].key, key) == 0)
+                        return ctx->keys_seen[i].line;
+        return 0;
+}
+
+static int key_seen_add(ParseContext *ctx, const char *key) {
+        KeySeen *k;
+        char *d;
+
+        d = strdup(key);
+        if (!d)
+                return -ENOMEM;
+        k = reallocarray(ctx->keys_seen, ctx->n_keys_seen + 1, sizeof(KeySeen));
+        if (!k) {
+                free(d);
+                return -ENOMEM;
+        }
+        ctx->keys_seen = k;
+        k[ctx->n_keys_seen++] = (KeySeen) { .key = d, .line = ctx->line };
+        return 0;
+}
+
 /* Called by the line reader for every section header line: "[name]" with optional trailing text. */
 static int section_begin(ParseContext *ctx, char *line) {
         char *end, *name;
@@ -320,6 +360,7 @@ static int section_begin(ParseContext *ctx, char *line) {
         if (!end)
                 return 0;       /* inih reports the syntax error */
         *end = 0;
+        keys_seen_clear(ctx);
         name = strip(line + 1);
 
         if (strcmp(name, "vault") == 0)
@@ -798,6 +839,22 @@ static int handler(void *userdata, const char *section, const char *name, const 
                 }
         }
 
+        /* Within one section, a second value of a key is a mistake, not an override (drop-ins are
+         * for that): only the list keys, which accumulate, may be repeated. */
+        if (!key_is_list(name)) {
+                unsigned first = key_seen(ctx, name);   /* 0 outside [vault], [broker], [credential] */
+
+                if (first > 0) {
+                        if (ctx->section == SECTION_CREDENTIAL)
+                                (void) fail_at(ctx, ctx->line, "duplicate key '%s' in [credential %s] (first set on line %u)",
+                                               name, ctx->config->credentials[ctx->credential].name, first);
+                        else
+                                (void) fail_at(ctx, ctx->line, "duplicate key '%s' in [%s] (first set on line %u)",
+                                               name, ctx->section == SECTION_VAULT ? "vault" : "broker", first);
+                        return 0;
+                }
+        }
+
         switch (ctx->section) {
         case SECTION_NONE:
                 r = fail_at(ctx, ctx->line, "key '%s' outside of a section", name);
@@ -817,6 +874,8 @@ static int handler(void *userdata, const char *section, const char *name, const 
         default:
                 r = -EINVAL;
         }
+        if (r >= 0 && ctx->section != SECTION_BAD && !key_is_list(name))
+                r = key_seen_add(ctx, name);
         if (r == -ENOMEM && !ctx->error)
                 ctx->error = strdup("out of memory");
         return r >= 0;
@@ -831,6 +890,7 @@ static int parse_one(ParseContext *ctx) {
         ctx->continuation = false;
         ctx->have_key = false;
         ctx->section = SECTION_NONE;
+        keys_seen_clear(ctx);
 
         r = ini_parse_stream(reader, ctx, handler, ctx);
         if (r == -2 && !ctx->error)
@@ -880,6 +940,8 @@ static void context_done(ParseContext *ctx, size_t n_origins) {
         for (size_t i = 0; i < n_origins; i++)
                 free(ctx->origins[i]);
         free(ctx->origins);
+        keys_seen_clear(ctx);
+        free(ctx->keys_seen);
         free(ctx->error);
 }
 
@@ -953,18 +1015,32 @@ static const char *untrusted(const struct stat *st, mode_t forbidden, char *buf,
 
 static int parse_path(ParseContext *ctx, const char *path) {
         _cleanup_(fclosep) FILE *f = NULL;
+        _cleanup_close_ int fd = -1;
         struct stat st;
         char why[128];
         int r;
 
-        f = fopen(path, "re");
-        if (!f) {
+        /* O_NONBLOCK: a FIFO without a writer must not hang us in open(); it is refused below */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
                 r = negative_errno();
                 (void) fail_at(ctx, 0, "cannot open: %s", strerror(-r));
                 return r;
         }
-        if (fstat(fileno(f), &st) < 0)
+        if (fstat(fd, &st) < 0)
                 return negative_errno();
+        if (S_ISDIR(st.st_mode)) {
+                (void) fail_at(ctx, 0, "is a directory, not a regular file");
+                return -EISDIR;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                (void) fail_at(ctx, 0, "not a regular file");
+                return -EBADFD;
+        }
+        f = fdopen(fd, "re");
+        if (!f)
+                return negative_errno();
+        TAKE_FD(fd);
         if (untrusted(&st, 0022, why, sizeof(why))) {
                 (void) fail_at(ctx, 0, "%s", why);
                 return -EPERM;
@@ -976,11 +1052,19 @@ static int parse_path(ParseContext *ctx, const char *path) {
         return r;
 }
 
+static bool path_is_dev_null(const char *p) {
+        struct stat st;
+
+        return stat(p, &st) >= 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
 static int cmp_string(const void *a, const void *b) {
         return strcmp(*(char * const *) a, *(char * const *) b);
 }
 
-/* The *.conf files in @dir, sorted by strcmp(); none if @dir does not exist. */
+/* The *.conf entries in @dir, sorted by strcmp(); none if @dir does not exist. A symlink to /dev/null
+ * masks a drop-in (systemd's convention) and is skipped; any other entry that is not a regular file is
+ * kept, for parse_path() to refuse rather than have it silently ignored. */
 static int list_dropins(const char *dir, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         DIR *d;
@@ -999,7 +1083,6 @@ static int list_dropins(const char *dir, char ***ret) {
         while ((de = readdir(d))) {
                 size_t n = strlen(de->d_name);
                 char *p = NULL;
-                struct stat st;
 
                 if (de->d_name[0] == '.' || n < 6 || strcmp(de->d_name + n - 5, ".conf") != 0)
                         continue;
@@ -1011,7 +1094,7 @@ static int list_dropins(const char *dir, char ***ret) {
                         r = -ENOMEM;
                         break;
                 }
-                if (stat(p, &st) < 0 || !S_ISREG(st.st_mode)) {
+                if (path_is_dev_null(p)) {
                         free(p);
                         continue;
                 }
@@ -1035,7 +1118,9 @@ static int list_dropins(const char *dir, char ***ret) {
  * @ret: the configuration, free with config_free()
  * @ret_error: on failure, text naming the file and line, free() it; may be NULL
  *
- * Return: 0, -EINVAL for a bad configuration, -ENOENT etc. when a file cannot be read, -ENOMEM
+ * Return: 0, -EINVAL for a bad configuration, -EPERM for a file others may write, -EISDIR or -EBADFD
+ *      for a directory or other file that is not a regular file (a drop-in too), -ENOENT etc. when a
+ *      file cannot be read, -ENOMEM
  */
 int config_load(const char *path, Config **ret, char **ret_error) {
         ParseContext ctx = {};
@@ -1113,7 +1198,8 @@ static int read_secret_file(const char *path, bool check_mode, Secret **ret, cha
         size_t n = 0;
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO must not hang us in open(); it is refused below */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 r = negative_errno();
                 (void) secret_error(ret_error, "%s: cannot open: %s", path, strerror(-r));

@@ -4,7 +4,8 @@
 /*
  * vleased.conf: [vault], [broker] and [credential NAME] sections, read from the main file and then
  * from F.d/ *.conf in lexical order. A later value of a key wins, a section met twice merges, list
- * keys (allow_users, allow_groups, allow_units) accumulate. Pure apart from reading files; errors are
+ * keys (allow_users, allow_groups, allow_units) accumulate; under one section header any other key
+ * may be given once. Pure apart from reading files; errors are
  * returned as text naming file and line, for the caller to log.
  */
 

@@ -39,20 +39,40 @@ static bool stderr_is_journal(void) {
 }
 
 /**
- * log_setup() - choose the output style and the level ($VLEASED_LOG_LEVEL: 0-7 or "debug")
+ * log_level_from_string() - parse a $VLEASED_LOG_LEVEL value: "0" to "7" or "debug"
+ *
+ * Return: the level, or -EINVAL
+ */
+static int log_level_from_string(const char *s) {
+        if (!s)
+                return -EINVAL;
+        if (strcmp(s, "debug") == 0)
+                return LOG_DEBUG;
+        if (s[0] >= '0' && s[0] <= '7' && s[1] == 0)
+                return s[0] - '0';
+        return -EINVAL;
+}
+
+/**
+ * log_setup() - choose the output style and the level ($VLEASED_LOG_LEVEL: 0-7 or "debug"; unset or
+ * empty: info; anything else: a warning, and info)
  */
 void log_setup(void) {
         const char *e;
+        int l;
 
         use_prefix = stderr_is_journal();
 
         e = getenv("VLEASED_LOG_LEVEL");
-        if (e) {
-                if (strcmp(e, "debug") == 0)
-                        max_level = LOG_DEBUG;
-                else if (e[0] >= '0' && e[0] <= '7' && e[1] == 0)
-                        max_level = e[0] - '0';
+        if (!e || !*e)
+                return;
+        l = log_level_from_string(e);
+        if (l < 0) {
+                log_warning("Invalid $VLEASED_LOG_LEVEL '%s' (expected 0-7 or debug), using the default %i (info).",
+                            e, LOG_INFO);
+                return;
         }
+        max_level = l;
 }
 
 void log_set_max_level(int level) {

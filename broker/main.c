@@ -188,8 +188,8 @@ static int load_config(Config **ret) {
 
         r = config_load(arg_config, &c, &error);
         if (r < 0) {
-                if (error)
-                        log_error("%s", error);
+                if (error)      /* names the file (and line): say it once */
+                        return log_error_errno(r, "%s", error);
                 return log_error_errno(r, "Failed to load %s: %m", arg_config);
         }
 
@@ -252,8 +252,8 @@ static int run(int argc, char *argv[]) {
         r = config_load_secrets(config, getenv("CREDENTIALS_DIRECTORY"), &error);
         if (r < 0) {
                 config_free(config);
-                if (error)
-                        log_error("%s", error);
+                if (error)      /* names the file */
+                        return log_error_errno(r, "%s", error);
                 return log_error_errno(r, "Failed to read the broker's Vault login secrets: %m");
         }
         if (arg_check_config) {

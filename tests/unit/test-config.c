@@ -282,6 +282,38 @@ static void test_errors(void **state) {
         parse_fails(VAULT "a = 1\nb = 2\n", "vleased.conf:3: unknown key 'a' in [vault]");
 }
 
+static void test_duplicate_keys(void **state) {
+        Config *c;
+
+        /* a key set twice under one section header is an error naming both lines */
+        parse_fails(VAULT "[credential x]\npath = a\npath = b\n",
+                    "vleased.conf:5: duplicate key 'path' in [credential x] (first set on line 4)");
+        parse_fails(VAULT "[credential x]\npath = a\nformat = {{a}}\nallow_users = alice\nformat = {{b}}\n",
+                    "vleased.conf:7: duplicate key 'format' in [credential x] (first set on line 5)");
+        parse_fails(VAULT "timeout_sec = 5\naddress = https://other.example\n",
+                    "vleased.conf:4: duplicate key 'address' in [vault] (first set on line 2)");
+        parse_fails(VAULT "[broker]\nidle_exit_sec = 5\nrevoke_on_stop = yes\nidle_exit_sec = 5\n",
+                    "vleased.conf:6: duplicate key 'idle_exit_sec' in [broker] (first set on line 4)");
+        /* an invalid second value: the duplicate is what is reported */
+        parse_fails(VAULT "[credential x]\npath = a\nidentity = user\nidentity = nobody\n",
+                    "vleased.conf:6: duplicate key 'identity' in [credential x] (first set on line 5)");
+        /* keys are per section: the same key in two sections, or two credentials, is fine */
+        c = parse_ok(VAULT "[credential x]\npath = a\nformat = {{a}}\n[credential y]\npath = b\nformat = {{b}}\n");
+        assert_string_equal(c->credentials[0].path, "a");
+        assert_string_equal(c->credentials[1].path, "b");
+        config_free(c);
+
+        /* list keys accumulate, format takes continuation lines: neither is a duplicate */
+        c = parse_ok(VAULT "[credential x]\npath = a\nallow_users = alice\nallow_users = bob\n"
+                     "allow_groups = g1\nallow_groups = g2\nallow_units = a.service\nallow_units = b.service\n"
+                     "format = a={{a}}\n  b={{b}}\n");
+        assert_int_equal(strv_length(c->credentials[0].allow_users), 2);
+        assert_int_equal(strv_length(c->credentials[0].allow_groups), 2);
+        assert_int_equal(strv_length(c->credentials[0].allow_units), 2);
+        assert_string_equal(c->credentials[0].format, "a={{a}}\nb={{b}}");
+        config_free(c);
+}
+
 static void test_long_line_limit(void **state) {
         /* 197 bytes of content fit, CRLF is fine */
         char text[512];
@@ -361,12 +393,13 @@ static void test_dropins(void **state) {
         write_file(dd, "20-b.conf", "[credential db]\nallow_users = carol\n[broker]\nidle_exit_sec = 20\n", 0644);
         write_file(dd, "10-a.conf", "[credential db]\nallow_users = bob\n[broker]\nidle_exit_sec = 10\n", 0644);
         write_file(dd, "30-c.conf.disabled", "garbage\n", 0644);
-        write_file(dd, "Z.conf", "[vault]\nnamespace = last\n", 0644);
+        write_file(dd, "Z.conf", "[vault]\nnamespace = last\n[credential db]\npath = database/creds/writer\n", 0644);
 
         assert_int_equal(config_load(main_path, &c, &e), 0);
         assert_null(e);
         assert_true(c->broker.idle_exit_usec == 20 * USEC_PER_SEC);
         assert_string_equal(c->vault.namespace, "last");
+        assert_string_equal(c->credentials[0].path, "database/creds/writer");
         assert_int_equal(strv_length(c->credentials[0].allow_users), 3);
         assert_string_equal(c->credentials[0].allow_users[0], "alice");
         assert_string_equal(c->credentials[0].allow_users[1], "bob");
@@ -381,6 +414,20 @@ static void test_dropins(void **state) {
                 char *expected = NULL;
 
                 assert_true(asprintf(&expected, "%s/15-bad.conf:3: unknown key 'nope' in [broker]", dd) > 0);
+                assert_string_equal(e, expected);
+                free(expected);
+        }
+        free(e);
+        e = NULL;
+
+        /* a key given twice in one section of a drop-in names the drop-in */
+        write_file(dd, "15-bad.conf", "[broker]\nidle_exit_sec = 1\nidle_exit_sec = 2\n", 0644);
+        assert_int_equal(config_load(main_path, &c, &e), -EINVAL);
+        {
+                char *expected = NULL;
+
+                assert_true(asprintf(&expected, "%s/15-bad.conf:3: duplicate key 'idle_exit_sec' in [broker] "
+                                     "(first set on line 2)", dd) > 0);
                 assert_string_equal(e, expected);
                 free(expected);
         }
@@ -518,6 +565,65 @@ static void test_secrets(void **state) {
         free(creds);
 }
 
+/* config_load() on @path fails with @expected and exactly the error "@path: @what". */
+static void load_fails_exactly(const char *path, int expected, const char *what) {
+        Config *c = NULL;
+        char *e = NULL, *want = NULL;
+
+        assert_int_equal(config_load(path, &c, &e), expected);
+        assert_null(c);
+        assert_true(asprintf(&want, "%s: %s", path, what) > 0);
+        assert_non_null(e);
+        assert_string_equal(e, want);
+        free(want);
+        free(e);
+}
+
+static void test_not_regular(void **state) {
+        char *d = mkdtemp_or_die(), *p = NULL, *dd = NULL, *sub = NULL, *text = NULL;
+        Config *c = NULL;
+
+        /* a directory, a device, a FIFO without a writer (open() would block without O_NONBLOCK) */
+        load_fails_exactly(d, -EISDIR, "is a directory, not a regular file");
+        load_fails_exactly("/dev/zero", -EBADFD, "not a regular file");
+        assert_true(asprintf(&p, "%s/fifo", d) > 0);
+        assert_int_equal(mkfifo(p, 0600), 0);
+        load_fails_exactly(p, -EBADFD, "not a regular file");
+
+        /* drop-ins: refused, not skipped */
+        write_file(d, "vleased.conf", VAULT, 0644);
+        free(p);
+        assert_true(asprintf(&p, "%s/vleased.conf", d) > 0);
+        assert_true(asprintf(&dd, "%s/vleased.conf.d", d) > 0);
+        assert_int_equal(mkdir(dd, 0755), 0);
+        assert_true(asprintf(&sub, "%s/10-dir.conf", dd) > 0);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        load_fails(p, -EISDIR, "10-dir.conf: is a directory, not a regular file");
+        assert_int_equal(rmdir(sub), 0);
+        assert_int_equal(mkfifo(sub, 0600), 0);
+        load_fails(p, -EBADFD, "10-dir.conf: not a regular file");
+        assert_int_equal(unlink(sub), 0);
+        assert_int_equal(config_load(p, &c, NULL), 0);
+        c = config_free(c);
+        /* ... except a symlink to /dev/null: a masked drop-in, skipped */
+        assert_int_equal(symlink("/dev/null", sub), 0);
+        assert_int_equal(config_load(p, &c, NULL), 0);
+        c = config_free(c);
+
+        /* a login secret that is a FIFO */
+        assert_true(asprintf(&text, VAULT "role_id_file = %s/fifo\nsecret_id_file = %s/fifo\n", d, d) > 0);
+        c = parse_ok(text);
+        secrets_fail(c, "fifo: not a regular file");
+        c = config_free(c);
+
+        rm_rf(d);
+        free(d);
+        free(p);
+        free(dd);
+        free(sub);
+        free(text);
+}
+
 static void test_names(void **state) {
         assert_true(credential_name_is_valid("db-reader"));
         assert_true(credential_name_is_valid("A.b_c-9"));
@@ -541,8 +647,10 @@ int main(void) {
                 cmocka_unit_test(test_all_keys),
                 cmocka_unit_test(test_merge),
                 cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_duplicate_keys),
                 cmocka_unit_test(test_long_line_limit),
                 cmocka_unit_test(test_dropins),
+                cmocka_unit_test(test_not_regular),
                 cmocka_unit_test(test_secrets),
                 cmocka_unit_test(test_names),
         };
