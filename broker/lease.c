@@ -1744,8 +1744,17 @@ int lease_restore_retiree(Manager *m, const StateLease *e) {
  * lease_accessor_in_use() - whether a live lease was created by the token with @accessor
  */
 bool lease_accessor_in_use(Manager *m, const char *accessor) {
+        return lease_accessor_kept(m, accessor, false);
+}
+
+/**
+ * lease_accessor_kept() - whether a live lease was created by the token with @accessor, not counting
+ * those being released when @but_released
+ */
+bool lease_accessor_kept(Manager *m, const char *accessor, bool but_released) {
         for (Lease *l = m->leases; l; l = l->next)
-                if (l->have_answer && l->times.leased && l->accessor && strcmp(l->accessor, accessor) == 0)
+                if (l->have_answer && l->times.leased && l->accessor && strcmp(l->accessor, accessor) == 0 &&
+                    !(but_released && l->release_requested))
                         return true;
         return false;
 }

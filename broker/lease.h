@@ -85,4 +85,5 @@ int lease_export(Manager *m, StateTable *table, StateSecrets *secrets);
 int lease_restore(Manager *m, const StateLease *e, const CredentialConfig *cred, const Secret *data);
 int lease_restore_retiree(Manager *m, const StateLease *e);
 bool lease_accessor_in_use(Manager *m, const char *accessor);
+bool lease_accessor_kept(Manager *m, const char *accessor, bool but_released);
 void lease_count_owners(Manager *m, unsigned *ret_users, unsigned *ret_units);

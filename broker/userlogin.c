@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,15 +474,41 @@ int userlogin_lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, boo
                             ret_waiter);
 }
 
+static void on_revoked(VaultRequest *req, const VaultReply *reply, void *userdata) {
+        uid_t uid = (uid_t) (uintptr_t) userdata;
+
+        /* 403: the token was already invalid (revoked, expired): gone all the same */
+        if (reply->result == VAULT_OK || reply->result == VAULT_NO_CONTENT ||
+            reply->result == VAULT_PERMISSION_DENIED)
+                log_debug("Revoked the Vault token of uid %u.", (unsigned) uid);
+        else
+                log_warning("Revoking the Vault token of uid %u failed (status %ld: %s): it ends with its TTL.",
+                            (unsigned) uid, reply->status, reply->error ?: vault_result_to_string(reply->result));
+}
+
 /**
- * userlogin_forget() - the user's last session ended: forget their token (it ends in Vault with its TTL)
+ * userlogin_forget() - the user's last session ended: revoke their token, unless leases it created
+ * are kept (release_on_logout = no), which would go with it; those end with the token's TTL.
  */
 void userlogin_forget(Manager *m, uid_t uid) {
         UserToken *t = token_find(m, uid);
+        int r;
 
         if (!t)
                 return;
-        log_info("Forgetting the Vault token of %s: no session left.", t->user);
+        if (t->accessor && lease_accessor_kept(m, t->accessor, true)) {
+                log_info("Forgetting the Vault token of %s: no session left; it ends with its TTL, and the "
+                         "credentials it fetched with it.", t->user);
+                token_free(t);
+                return;
+        }
+        /* Its leases are being released (revoke-self takes them too: harmless) or there are none. Fire
+         * and forget: the request holds its own copy of the token. */
+        r = vault_token_revoke_self(m->vault, t->token, on_revoked, (void *) (uintptr_t) t->uid, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Cannot revoke the Vault token of %s, it ends with its TTL: %m", t->user);
+        else
+                log_info("Revoking the Vault token of %s: no session left.", t->user);
         token_free(t);
 }
 

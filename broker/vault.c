@@ -1573,23 +1573,21 @@ int vault_token_renew_accessor(VaultClient *c, const char *accessor, uint64_t in
         return submit_public(req, ret_req);
 }
 
-int vault_token_renew_self(VaultClient *c, const Secret *token, uint64_t increment_sec,
+/* A PUT with a user's @token; @raw_fields NULL sends an empty object. */
+static int token_self_call(VaultClient *c, const char *path, const Secret *token, const char *raw_fields,
                            VaultCallback cb, void *userdata, VaultRequest **ret_req) {
         VaultRequest *req;
-        char inc[64];
         int r;
 
         if (!c || !cb || !token)
                 return -EINVAL;
 
-        r = request_new(c, "PUT", "auth/token/renew-self", TOKEN_OWN, cb, userdata, &req);
+        r = request_new(c, "PUT", path, TOKEN_OWN, cb, userdata, &req);
         if (r < 0)
                 return r;
         r = secret_dup(token, &req->token);
-        if (r >= 0) {
-                snprintf(inc, sizeof(inc), "\"increment\":%llu", (unsigned long long) increment_sec);
-                r = json_body(&req->body, &req->body_size, inc, NULL);
-        }
+        if (r >= 0)
+                r = json_body(&req->body, &req->body_size, raw_fields, NULL);
         if (r < 0) {
                 request_free(req);
                 return r;
@@ -1597,6 +1595,19 @@ int vault_token_renew_self(VaultClient *c, const Secret *token, uint64_t increme
         req->idempotent = true;
 
         return submit_public(req, ret_req);
+}
+
+int vault_token_renew_self(VaultClient *c, const Secret *token, uint64_t increment_sec,
+                           VaultCallback cb, void *userdata, VaultRequest **ret_req) {
+        char inc[64];
+
+        snprintf(inc, sizeof(inc), "\"increment\":%llu", (unsigned long long) increment_sec);
+        return token_self_call(c, "auth/token/renew-self", token, inc, cb, userdata, ret_req);
+}
+
+int vault_token_revoke_self(VaultClient *c, const Secret *token, VaultCallback cb, void *userdata,
+                            VaultRequest **ret_req) {
+        return token_self_call(c, "auth/token/revoke-self", token, NULL, cb, userdata, ret_req);
 }
 
 int vault_userpass_login(VaultClient *c, const char *mount, const char *user, const char *password,

@@ -200,6 +200,13 @@ int vault_token_renew_accessor(VaultClient *c, const char *accessor, uint64_t in
                                VaultCallback cb, void *userdata, VaultRequest **ret_req);
 
 /**
+ * vault_token_revoke_self() - PUT auth/token/revoke-self with @token (a user's token): 204 revokes it,
+ * its children and every lease they created
+ */
+int vault_token_revoke_self(VaultClient *c, const Secret *token, VaultCallback cb, void *userdata,
+                            VaultRequest **ret_req);
+
+/**
  * vault_token_renew_self() - PUT auth/token/renew-self {increment} with @token (a user's token);
  * @token NULL renews nothing and is -EINVAL (the broker token is renewed by the client itself)
  */

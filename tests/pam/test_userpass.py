@@ -59,11 +59,18 @@ def test_userpass_login_fetches_with_the_users_token(make_broker, vaultdev, pg, 
     # the broker's own credentials are unaffected, bob still has no login
     assert b.vlease("vlpbob", "get", "db-personal").returncode == 7
 
+    accessor = reads[0]["accessor"]
+    assert vaultdev.api("POST", "auth/token/lookup-accessor", {"accessor": accessor})[0] == 200
     assert d.rc("close") == PAM_SUCCESS
     d.end()
     wait_for(lambda: not pg.role_exists(cred["data"]["username"]), 15, what="the role to be revoked")
-    # her token went with her last session
+    # her token went with her last session: the broker forgot it, and Vault revoked it (revoke-self)
     assert b.vlease("vlpalice", "get", "db-personal").returncode == 7
+    wait_for(lambda: [r for r in vaultdev.requests("auth/token/revoke-self")
+                      if r["accessor"] == accessor and r["status"] == 204], 10, what="revoke-self of her token")
+    st, body, _ = vaultdev.api("POST", "auth/token/lookup-accessor", {"accessor": accessor})
+    assert st == 400, (st, body)
+    assert "Revoking the Vault token of vlpalice: no session left." in b.log()
     assert PASSWORD not in b.log()
 
 
@@ -144,3 +151,25 @@ def test_users_token_is_renewed_and_keeps_serving(make_broker, vaultdev, pg, use
     assert pg.login(cred["data"]["username"], cred["data"]["password"])[0]
     assert d.rc("close") == PAM_SUCCESS
     d.end()
+
+
+def test_logout_keeps_the_users_token_while_a_kept_lease_needs_it(make_broker, vaultdev, pg, users):
+    """release_on_logout = no: revoking her token at logout would take the lease it created (Vault
+    revokes a token's leases with it), so the token is forgotten, not revoked, and the credential
+    keeps working after the session ends."""
+    setup_vault(vaultdev)
+    b = make_broker(credentials=PERSONAL + "release_on_logout = no\n")
+    d = PamDriver(confdir(b), "vlease-login", "vlpalice")
+    assert d.cmd(f"password {PASSWORD}") == "ok"
+    assert d.rc("auth") == PAM_SUCCESS
+    assert d.rc("open") == PAM_SUCCESS
+    rc, cred, err = b.get("vlpalice", "db-personal")
+    assert rc == 0, err
+    vaultdev.clear_requests()
+    assert d.rc("close") == PAM_SUCCESS
+    d.end()
+    wait_for(lambda: "Forgetting the Vault token of vlpalice: no session left" in b.log(), 10,
+             what="the token to be forgotten")
+    assert not vaultdev.requests("auth/token/revoke-self")
+    ok, msg = pg.login(cred["data"]["username"], cred["data"]["password"])
+    assert ok, msg
