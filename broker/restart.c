@@ -452,6 +452,26 @@ static int read_table(Restart *r, StateTable *ret) {
         return state_table_from_json(text, ret);
 }
 
+/* An unreadable table is kept for the operator under a name of its own, never overwritten by the next
+ * save: the leases it names are still alive in Vault (until their TTL) and nobody else knows them. */
+static void keep_damaged_table(Restart *r, int error) {
+        char path[PATH_MAX], keep[PATH_MAX];
+
+        if (snprintf(path, sizeof(path), "%s/" TABLE_NAME, r->state_dir) >= (int) sizeof(path) ||
+            snprintf(keep, sizeof(keep), "%s/" TABLE_NAME ".damaged-%llu", r->state_dir,
+                     (unsigned long long) (now(CLOCK_REALTIME) / USEC_PER_SEC)) >= (int) sizeof(keep) ||
+            rename(path, keep) < 0) {
+                int e = errno;
+
+                log_warning_errno(error, "Ignoring the unreadable lease table %s (%m); it could not be set "
+                                  "aside (%s), the next save replaces it.", path, strerror(e));
+                return;
+        }
+        log_warning_errno(error, "Ignoring the unreadable lease table (%m): kept as %s. The leases it names are "
+                          "neither renewed nor revoked by this broker and end with their TTL; revoke them by "
+                          "hand (vault lease revoke) if they must go sooner.", keep);
+}
+
 /**
  * restart_load() - take over from the previous process
  * @fds: the fd-store memfds systemd passed (named RESTART_FDNAME_PREFIX...); closed here
@@ -503,7 +523,7 @@ int restart_load(Manager *m, const int *fds, size_t n_fds) {
                 if (k == -ENOENT)
                         log_debug("No lease table in %s: starting afresh.", r->state_dir);
                 else if (k < 0)
-                        log_warning_errno(k, "Ignoring the unreadable lease table in %s: %m", r->state_dir);
+                        keep_damaged_table(r, k);
         }
 
         /* sessions first: a user with a live session keeps even an idle lease */

@@ -190,3 +190,33 @@ def test_a_renewal_the_table_missed_is_found_again_at_start(make_broker, vaultde
     r = b.vlease("vlalice", "release", "db-crashy")
     assert r.returncode == 0, r.stderr
     wait_for(lambda: not pg.role_exists(user), 15, what="the role to be dropped after Release")
+
+
+def test_a_damaged_table_is_set_aside_not_overwritten(make_broker, vaultdev, pg, tmp_path):
+    """leases.json damaged (by hand, a full disk): the next start cannot use it, but the leases it names
+    are alive in Vault and nobody else knows them: it is kept under a name of its own, and the log
+    says where, instead of the next save overwriting it."""
+    b, state = start_with_state(make_broker, tmp_path, "idle_release_sec = 3600")
+    rc, cred, err = b.get("vlalice", "db-reader")
+    assert rc == 0, err
+    b.kill()
+    path = os.path.join(state, "leases.json")
+    text = open(path).read()
+    lease_id = json.loads(text)["leases"][0]["lease_id"]
+    with open(path, "w") as f:
+        f.write(text[: len(text) // 2])
+    b.start(args=["--state-dir", state])
+    kept = [n for n in os.listdir(state) if n.startswith("leases.json.damaged-")]
+    assert len(kept) == 1, os.listdir(state)
+    assert open(os.path.join(state, kept[0])).read() == text[: len(text) // 2]
+    assert lease_id in open(os.path.join(state, kept[0])).read()
+    assert f"kept as {os.path.join(state, kept[0])}" in b.log(), b.log()
+    # the broker goes on with an empty table of its own
+    rc, fresh, err = b.get("vlalice", "db-reader")
+    assert rc == 0, err
+    wait_for(lambda: len(json.load(open(path))["leases"]) == 1, 10, what="the new table")
+    r = b.vlease("vlalice", "release", "db-reader")
+    assert r.returncode == 0, r.stderr
+    # the old lease is the operator's to revoke; this test does it for them
+    assert vaultdev.api("PUT", "sys/leases/revoke", {"lease_id": lease_id})[0] == 204
+    wait_for(lambda: not pg.role_exists(cred["data"]["username"]), 15, what="the old role to go")
