@@ -15,9 +15,10 @@
  *   of its TTL. When Vault renews it for less than asked (its max TTL is near) renewing stops and it
  *   ends with its TTL; an invalid token (403) is dropped at once. Every change of its end is passed to
  *   the lease engine (lease_token_changed()), since leases never outlive the token that made them.
- * - A token belongs to the user's sessions: it is forgotten when the user's last session ends, and
- *   one with no session at all (an auth stack without a session stack) is forgotten after a grace
- *   period instead of being renewed for ever.
+ * - A token belongs to the user's sessions: it is revoked (revoke-self) when the user's last session
+ *   ends, and one with no session at all (an auth stack without a session stack) after a grace
+ *   period, instead of being renewed for ever. A token whose leases are kept is only forgotten: Vault
+ *   would revoke them with it.
  */
 
 #include <errno.h>
@@ -172,6 +173,41 @@ static void token_lost(UserToken *t, const char *why) {
                 lease_token_changed(m, VAULT_TOKEN_LOST, accessor, 0);
 }
 
+static void on_revoked(VaultRequest *req, const VaultReply *reply, void *userdata) {
+        uid_t uid = (uid_t) (uintptr_t) userdata;
+
+        /* 403: the token was already invalid (revoked, expired): gone all the same */
+        if (reply->result == VAULT_OK || reply->result == VAULT_NO_CONTENT ||
+            reply->result == VAULT_PERMISSION_DENIED)
+                log_debug("Revoked the Vault token of uid %u.", (unsigned) uid);
+        else
+                log_warning("Revoking the Vault token of uid %u failed (status %ld: %s): it ends with its TTL.",
+                            (unsigned) uid, reply->status, reply->error ?: vault_result_to_string(reply->result));
+}
+
+/* The token is no longer wanted (@why): revoke it in Vault, unless a lease it created is kept
+ * (release_on_logout = no, or fetched without a session): Vault revokes a token's leases with it, so
+ * that token is only forgotten and ends with its TTL. Then wipe it. */
+static void token_retire(UserToken *t, const char *why) {
+        Manager *m = t->manager;
+        int r;
+
+        if (t->accessor && lease_accessor_kept(m, t->accessor, true)) {
+                log_info("Forgetting the Vault token of %s: %s; it ends with its TTL, and the credentials it "
+                         "fetched with it.", t->user, why);
+                token_free(t);
+                return;
+        }
+        /* Its leases are being released (revoke-self takes them too: harmless) or there are none. Fire
+         * and forget: the request holds its own copy of the token. */
+        r = vault_token_revoke_self(m->vault, t->token, on_revoked, (void *) (uintptr_t) t->uid, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Cannot revoke the Vault token of %s, it ends with its TTL: %m", t->user);
+        else
+                log_info("Revoking the Vault token of %s: %s.", t->user, why);
+        token_free(t);
+}
+
 static void on_renew_done(VaultRequest *req, const VaultReply *reply, void *userdata) {
         UserToken *t = userdata;
         usec_t received, asked = t->ttl_usec;
@@ -230,8 +266,7 @@ static int on_token_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
         if (!session_uid_active(t->manager, t->uid) && n >= usec_add(t->login_boottime, NO_SESSION_GRACE_USEC)) {
-                log_info("No session of %s followed the Vault login: forgetting the token.", t->user);
-                token_free(t);
+                token_retire(t, "no session followed the Vault login");
                 return 0;
         }
         if (t->expires_boottime == USEC_INFINITY || !t->renewable || t->capped) {
@@ -474,42 +509,14 @@ int userlogin_lease_get(Manager *m, uid_t uid, const CredentialConfig *cred, boo
                             ret_waiter);
 }
 
-static void on_revoked(VaultRequest *req, const VaultReply *reply, void *userdata) {
-        uid_t uid = (uid_t) (uintptr_t) userdata;
-
-        /* 403: the token was already invalid (revoked, expired): gone all the same */
-        if (reply->result == VAULT_OK || reply->result == VAULT_NO_CONTENT ||
-            reply->result == VAULT_PERMISSION_DENIED)
-                log_debug("Revoked the Vault token of uid %u.", (unsigned) uid);
-        else
-                log_warning("Revoking the Vault token of uid %u failed (status %ld: %s): it ends with its TTL.",
-                            (unsigned) uid, reply->status, reply->error ?: vault_result_to_string(reply->result));
-}
-
 /**
- * userlogin_forget() - the user's last session ended: revoke their token, unless leases it created
- * are kept (release_on_logout = no), which would go with it; those end with the token's TTL.
+ * userlogin_forget() - the user's last session ended: retire their token (see token_retire())
  */
 void userlogin_forget(Manager *m, uid_t uid) {
         UserToken *t = token_find(m, uid);
-        int r;
 
-        if (!t)
-                return;
-        if (t->accessor && lease_accessor_kept(m, t->accessor, true)) {
-                log_info("Forgetting the Vault token of %s: no session left; it ends with its TTL, and the "
-                         "credentials it fetched with it.", t->user);
-                token_free(t);
-                return;
-        }
-        /* Its leases are being released (revoke-self takes them too: harmless) or there are none. Fire
-         * and forget: the request holds its own copy of the token. */
-        r = vault_token_revoke_self(m->vault, t->token, on_revoked, (void *) (uintptr_t) t->uid, NULL);
-        if (r < 0)
-                log_warning_errno(r, "Cannot revoke the Vault token of %s, it ends with its TTL: %m", t->user);
-        else
-                log_info("Revoking the Vault token of %s: no session left.", t->user);
-        token_free(t);
+        if (t)
+                token_retire(t, "no session left");
 }
 
 /**
