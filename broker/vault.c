@@ -75,6 +75,7 @@ struct VaultRequest {
         bool idempotent;
         bool auth_retried;
         bool internal;          /* the client's own (login, token upkeep): never queued */
+        bool upkeep;            /* renews or revokes what exists: queued ahead of new reads */
         bool in_flight;         /* counted in client->n_in_flight */
         unsigned attempt;
 
@@ -124,6 +125,7 @@ struct VaultClient {
 
         VaultRequest *running, *waiting_login, *waiting_lookup;
         VaultRequest *queued;           /* newest first: started from the tail (FIFO) */
+        VaultRequest *queued_upkeep;    /* the same for upkeep requests, started before any of queued */
         unsigned n_in_flight;           /* transfers handed to curl */
         unsigned max_in_flight;         /* [vault] max_concurrent_requests */
         sd_event_source *queue_source;  /* starts queued requests once slots are free */
@@ -294,7 +296,7 @@ static bool name_is_valid(const char *n) {
 
 /* A slot came free: start queued requests from the event loop, never from inside a callback. */
 static void client_kick_queue(VaultClient *c) {
-        if (c->queued && c->queue_source)
+        if ((c->queued || c->queued_upkeep) && c->queue_source)
                 (void) sd_event_source_set_enabled(c->queue_source, SD_EVENT_ONESHOT);
 }
 
@@ -597,7 +599,7 @@ static int request_submit(VaultRequest *req) {
          * out after it was served (a database credential Vault minted that nobody learns about). */
         if (!req->internal && c->n_in_flight >= c->max_in_flight) {
                 req->state = REQUEST_QUEUED;
-                list_push(&c->queued, req);
+                list_push(req->upkeep ? &c->queued_upkeep : &c->queued, req);
                 return 0;
         }
 
@@ -622,8 +624,12 @@ static void request_fail_to_start(VaultRequest *req, const char *what) {
 static int on_queue(sd_event_source *s, void *userdata) {
         VaultClient *c = userdata;
 
-        while (c->queued && c->n_in_flight < c->max_in_flight) {
-                VaultRequest *req = c->queued;
+        /* Renewals and revokes first: a renewal stuck behind a burst of first reads can let a lease
+         * that is in use lapse, and a read can wait without harm to anything handed out. Upkeep is
+         * bounded by the leases held (one renewal per lease per two thirds of its TTL), so reads are
+         * not starved unless Vault cannot even keep up with that. */
+        while ((c->queued_upkeep || c->queued) && c->n_in_flight < c->max_in_flight) {
+                VaultRequest *req = c->queued_upkeep ?: c->queued;
 
                 while (req->next)
                         req = req->next;        /* the oldest */
@@ -1385,6 +1391,7 @@ VaultClient *vault_client_free(VaultClient *c) {
 
         c->queue_source = sd_event_source_disable_unref(c->queue_source);
         free_list(&c->queued);
+        free_list(&c->queued_upkeep);
         free_list(&c->running);
         free_list(&c->waiting_login);
         free_list(&c->waiting_lookup);
@@ -1533,6 +1540,7 @@ static int lease_call(VaultClient *c, const char *path, const char *lease_id, co
                 return r;
         }
         req->idempotent = true;
+        req->upkeep = true;
 
         return submit_public(req, ret_req);
 }
@@ -1569,6 +1577,7 @@ int vault_token_renew_accessor(VaultClient *c, const char *accessor, uint64_t in
                 return r;
         }
         req->idempotent = true;
+        req->upkeep = true;
 
         return submit_public(req, ret_req);
 }
@@ -1593,6 +1602,7 @@ static int token_self_call(VaultClient *c, const char *path, const Secret *token
                 return r;
         }
         req->idempotent = true;
+        req->upkeep = true;
 
         return submit_public(req, ret_req);
 }

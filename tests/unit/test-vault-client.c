@@ -351,6 +351,51 @@ static void test_max_concurrent(void **state) {
         fixture_done(&f);
 }
 
+/* Renewals and revokes wait in line ahead of reads: a burst of first reads must not make a lease in
+ * use lapse. */
+static void test_upkeep_before_reads(void **state) {
+        _cleanup_free_ char *login = response("200 OK", "", login_body);
+        _cleanup_free_ char *read = response("200 OK", "", "{\"lease_id\":\"\",\"lease_duration\":60,"
+                                             "\"data\":{\"k\":\"v\"}}");
+        _cleanup_free_ char *done = response("204 No Content", "", "");
+        static const char *const lines[] = {
+                "GET /v1/kv/a HTTP/1.1\r\n",                   /* started at once */
+                "PUT /v1/sys/leases/renew HTTP/1.1\r\n",      /* queued third, started first */
+                "PUT /v1/sys/leases/revoke HTTP/1.1\r\n",
+                "GET /v1/kv/b HTTP/1.1\r\n",
+                "GET /v1/kv/c HTTP/1.1\r\n",
+        };
+        Result first = {}, r = {};
+        Fixture f;
+
+        fixture_init(&f, VAULT_AUTH_APPROLE);
+        f.cfg.max_concurrent_requests = 1;
+        f.server.responses[f.server.n_responses++] = login;
+        f.server.responses[f.server.n_responses++] = read;
+        f.server.responses[f.server.n_responses++] = read;
+        f.server.responses[f.server.n_responses++] = done;
+        f.server.responses[f.server.n_responses++] = done;
+        f.server.responses[f.server.n_responses++] = read;
+        f.server.responses[f.server.n_responses++] = read;
+        assert_int_equal(vault_client_new(f.event, &f.cfg, &f.client), 0);
+        assert_int_equal(vault_client_start(f.client), 0);
+        assert_int_equal(vault_read(f.client, "kv/first", NULL, 0, on_reply, &first, NULL), 0);
+        run_until(f.event, &first, 1);
+
+        assert_int_equal(vault_read(f.client, "kv/a", NULL, 0, on_reply, &r, NULL), 0);
+        assert_int_equal(vault_read(f.client, "kv/b", NULL, 0, on_reply, &r, NULL), 0);
+        assert_int_equal(vault_lease_renew(f.client, "database/creds/ro/x", 60, on_reply, &r, NULL), 0);
+        assert_int_equal(vault_read(f.client, "kv/c", NULL, 0, on_reply, &r, NULL), 0);
+        assert_int_equal(vault_lease_revoke(f.client, "database/creds/ro/y", on_reply, &r, NULL), 0);
+        run_until(f.event, &r, 5);
+
+        assert_int_equal(f.server.n_requests, 2 + ELEMENTSOF(lines));
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++)
+                if (!strstr(f.server.requests[2 + i], lines[i]))
+                        fail_msg("request %zu is not %s", i, lines[i]);
+        fixture_done(&f);
+}
+
 static void test_login_failure_fails_queue(void **state) {
         _cleanup_free_ char *bad = response("400 Bad Request", "", "{\"errors\":[\"invalid role or secret ID\"]}");
         Fixture f;
@@ -470,6 +515,7 @@ int main(void) {
                 cmocka_unit_test(test_unavailable_before_start),
                 cmocka_unit_test(test_login_headers_and_queue),
                 cmocka_unit_test(test_login_failure_fails_queue),
+                cmocka_unit_test(test_upkeep_before_reads),
                 cmocka_unit_test(test_max_concurrent),
                 cmocka_unit_test(test_redirect_not_followed),
                 cmocka_unit_test(test_retries),
