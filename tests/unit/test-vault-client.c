@@ -189,6 +189,17 @@ static void fixture_done(Fixture *f) {
         sd_event_unref(f->event);
 }
 
+/* Creates and starts the client, and logs it in with a first read (scripted by the caller). */
+static void fixture_start_logged_in(Fixture *f) {
+        Result first = {};
+
+        assert_int_equal(vault_client_new(f->event, &f->cfg, &f->client), 0);
+        assert_int_equal(vault_client_start(f->client), 0);
+        assert_int_equal(vault_read(f->client, "kv/first", NULL, 0, on_reply, &first, NULL), 0);
+        run_until(f->event, &first, 1);
+        assert_int_equal(first.result, VAULT_OK);
+}
+
 /* ------------------------------------------------------------------ tests */
 
 static void test_address_checks(void **state) {
@@ -322,7 +333,7 @@ static void test_max_concurrent(void **state) {
         _cleanup_free_ char *read = response("200 OK", "", "{\"lease_id\":\"\",\"lease_duration\":60,"
                                              "\"data\":{\"k\":\"v\"}}");
         static const char *const paths[] = { "kv/a", "kv/b", "kv/c", "kv/d" };
-        Result first = {}, r = {};
+        Result r = {};
         Fixture f;
 
         fixture_init(&f, VAULT_AUTH_APPROLE);
@@ -330,11 +341,7 @@ static void test_max_concurrent(void **state) {
         f.server.responses[f.server.n_responses++] = login;
         for (size_t i = 0; i < 1 + ELEMENTSOF(paths); i++)
                 f.server.responses[f.server.n_responses++] = read;
-        assert_int_equal(vault_client_new(f.event, &f.cfg, &f.client), 0);
-        assert_int_equal(vault_client_start(f.client), 0);
-        assert_int_equal(vault_read(f.client, "kv/first", NULL, 0, on_reply, &first, NULL), 0);
-        run_until(f.event, &first, 1);
-        assert_int_equal(first.result, VAULT_OK);
+        fixture_start_logged_in(&f);
 
         for (size_t i = 0; i < ELEMENTSOF(paths); i++)
                 assert_int_equal(vault_read(f.client, paths[i], NULL, 0, on_reply, &r, NULL), 0);
@@ -365,22 +372,15 @@ static void test_upkeep_before_reads(void **state) {
                 "GET /v1/kv/b HTTP/1.1\r\n",
                 "GET /v1/kv/c HTTP/1.1\r\n",
         };
-        Result first = {}, r = {};
+        const char *script[] = { login, read, read, done, done, read, read };
+        Result r = {};
         Fixture f;
 
         fixture_init(&f, VAULT_AUTH_APPROLE);
         f.cfg.max_concurrent_requests = 1;
-        f.server.responses[f.server.n_responses++] = login;
-        f.server.responses[f.server.n_responses++] = read;
-        f.server.responses[f.server.n_responses++] = read;
-        f.server.responses[f.server.n_responses++] = done;
-        f.server.responses[f.server.n_responses++] = done;
-        f.server.responses[f.server.n_responses++] = read;
-        f.server.responses[f.server.n_responses++] = read;
-        assert_int_equal(vault_client_new(f.event, &f.cfg, &f.client), 0);
-        assert_int_equal(vault_client_start(f.client), 0);
-        assert_int_equal(vault_read(f.client, "kv/first", NULL, 0, on_reply, &first, NULL), 0);
-        run_until(f.event, &first, 1);
+        for (size_t i = 0; i < ELEMENTSOF(script); i++)
+                f.server.responses[f.server.n_responses++] = script[i];
+        fixture_start_logged_in(&f);
 
         assert_int_equal(vault_read(f.client, "kv/a", NULL, 0, on_reply, &r, NULL), 0);
         assert_int_equal(vault_read(f.client, "kv/b", NULL, 0, on_reply, &r, NULL), 0);
