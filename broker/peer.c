@@ -751,14 +751,17 @@ static void peer_update_io(Peer *p) {
                 return;
         }
 
-        /* Bytes may be waiting that no edge will announce: read them from the defer source. */
-        if ((events & EPOLLIN) && p->read_more && !p->busy)
-                peer_kick(p);
-
         /* Only when it changes: a MOD costs a syscall, and re-arms the edge, which is all it needs to
-         * report what is ready now. Turning the source on again does the same. */
+         * report what is ready now. Turning the source on again does the same.
+         *
+         * Bytes may be waiting that no edge will announce (the last read filled the buffer): re-arm
+         * the edge for them too, so that they come back through epoll and wait their turn behind
+         * every other ready connection and the listening socket. Not from the defer source: sd-event
+         * orders a defer source by the loop iteration it was created in, so a connection kept busy
+         * by a pipelining client would run again before anything that became ready later, and never
+         * let the loop accept another connection. */
         events |= EPOLLET;
-        if (events == p->io_events)
+        if (events == p->io_events && !((events & EPOLLIN) && p->read_more && !p->busy))
                 return;
         if (p->io_events == 0)
                 (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_ON);

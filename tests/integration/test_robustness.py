@@ -139,6 +139,62 @@ def test_connection_flood_by_one_user_spares_others(make_broker, tmp_path):
     assert_still_serves(b)
 
 
+REQUEST_FLOOD = r"""
+import select, socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+batch = b'{"method":"org.varlink.service.GetInfo"}\0' * 512
+conns = []
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.setblocking(False)
+    conns.append([s, b""])
+print("flooding", flush=True)
+answers = 0
+while True:
+    r, w, _ = select.select([c[0] for c in conns] + [sys.stdin], [c[0] for c in conns], [], 1)
+    if sys.stdin in r:
+        break
+    for c in conns:
+        if c[0] in r:
+            answers += c[0].recv(1 << 20).count(b"\0")
+        if c[0] in w:
+            if not c[1]:
+                c[1] = batch
+            try:
+                c[1] = c[1][c[0].send(c[1]):]
+            except BlockingIOError:
+                pass
+print(answers, flush=True)
+"""
+
+
+def test_a_request_flood_on_open_connections_does_not_starve_new_ones(make_broker):
+    """Connections already answered are served ahead of new ones (a burst of first requests must
+    not delay cached Gets on open connections); a user keeping the broker busy on open connections
+    must not starve new clients (a login, a unit starting) in turn."""
+    b = make_broker()
+    script = __import__("pathlib").Path(b.dir) / "request_flood.py"
+    script.write_text(REQUEST_FLOOD)
+    flood = subprocess.Popen(as_user("vlcarol", [PY, str(script), b.socket, "8"]),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert flood.stdout.readline().strip() == "flooding"
+        t = time.monotonic()
+        for _ in range(5):
+            r = b.vlease("vlbob", "status")
+            assert r.returncode == 0, r.stderr
+        elapsed = time.monotonic() - t
+    finally:
+        flood.stdin.write("stop\n")
+        flood.stdin.close()
+        answered = int(flood.stdout.readline())
+        flood.wait(30)
+    assert answered > 10000, f"the flood got only {answered} answers: it did not load the broker"
+    assert elapsed < 10, f"5 new connections took {elapsed:.1f}s under the flood"
+    assert_still_serves(b)
+
+
 def test_out_of_file_descriptors_pauses_accepting(make_broker):
     """At EMFILE the listening socket is paused, not spun on: no log flood, service resumes."""
     b = make_broker()
