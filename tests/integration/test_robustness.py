@@ -170,9 +170,8 @@ print(answers, flush=True)
 
 
 def test_a_request_flood_on_open_connections_does_not_starve_new_ones(make_broker):
-    """Connections already answered are served ahead of new ones (a burst of first requests must
-    not delay cached Gets on open connections); a user keeping the broker busy on open connections
-    must not starve new clients (a login, a unit starting) in turn."""
+    """A user keeping the broker busy by pipelining calls on open connections does not starve new
+    clients of another user (a login, a unit starting): the listening socket gets its turn."""
     b = make_broker()
     script = __import__("pathlib").Path(b.dir) / "request_flood.py"
     script.write_text(REQUEST_FLOOD)
