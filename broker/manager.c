@@ -146,6 +146,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         Peer *p;
         int cfd;
 
+        peer_listen_dispatched(m);
         cfd = listen_accept(s, fd, "varlink");
         if (cfd < 0)
                 return 0;
@@ -327,6 +328,7 @@ int manager_listen(Manager *m, int varlink_fd, int credentials_fd, bool own) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the varlink socket: %m");
         (void) sd_event_source_set_description(m->varlink_source, "listen-varlink");
+        (void) sd_event_source_set_priority(m->varlink_source, PEER_PRIORITY_NEW);
 
         if (credentials_fd >= 0) {
                 r = sd_event_add_io(m->event, &m->credentials_source, credentials_fd, EPOLLIN,

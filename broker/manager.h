@@ -48,6 +48,9 @@ typedef struct Manager {
 
         Peer *peers;
         unsigned n_peers;
+        Peer *newcomers;                /* peers not answered yet, at PEER_PRIORITY_NEW: peer.c */
+        unsigned fair_streak;           /* dispatches of answered peers since a newcomer's: peer.c */
+        bool listen_raised;             /* varlink_source at the normal priority for one accept */
         UidAccount *accounts;
         size_t n_accounts;
 

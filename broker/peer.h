@@ -13,9 +13,15 @@ typedef struct LeaseWaiter LeaseWaiter;
 typedef struct Manager Manager;
 typedef struct UidAccount UidAccount;
 
+/* sd-event priority of a connection until its first reply is written, and of the listening socket */
+#define PEER_PRIORITY_NEW (SD_EVENT_PRIORITY_NORMAL + 1)
+/* After this many dispatches of answered connections in a row, newcomers are served in turn. */
+#define PEER_FAIR_STREAK 64
+
 typedef struct Peer {
         Manager *manager;
         struct Peer *prev, *next;
+        struct Peer *newcomer_prev, *newcomer_next;     /* in manager->newcomers while !answered */
 
         int fd;
         struct ucred ucred;             /* SO_PEERCRED, read once at accept */
@@ -39,8 +45,10 @@ typedef struct Peer {
         bool oneway;                    /* ... and its reply is to be dropped */
         bool counted;                   /* ... and counts against the uid's requests in flight */
         bool deadline_armed;
+        bool answered;                  /* a reply was written: normal priority from then on */
         LeaseWaiter *waiter;
 } Peer;
 
 int peer_new(Manager *m, int fd, Peer **ret);
+void peer_listen_dispatched(Manager *m);
 Peer *peer_free(Peer *p);
