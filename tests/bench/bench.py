@@ -169,7 +169,10 @@ max_requests_per_uid = 128
             cfg += f"\n[credential {name}]\npath = database/creds/{role}\nallow_groups = vlbench\nallow_users = root\n"
         self.config = cfg
         self.broker = Broker(cfg, role_id=self.role[0], secret_id=self.role[1])
-        self.broker.start()
+        # the lease table on disk as deployed (StateDirectory=vlease): every new lease is saved
+        state = os.path.join(self.broker.dir, "state")
+        os.mkdir(state, 0o700)
+        self.broker.start(args=("--state-dir", state))
         self.cleanup.append(lambda: (self.broker.stop() if self.broker.proc else None, self.broker.remove()))
         self.pid = self.broker.proc.pid
         self.res["rss_start_kib"] = proc_status(self.pid)["rss_kib"]
