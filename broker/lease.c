@@ -500,6 +500,7 @@ static void start_read(Lease *l);
 static void start_renew(Lease *l);
 static void start_revoke(Lease *l);
 static void lease_unit_cannot_renew(Lease *l);
+static void lease_saved_new(Lease *l);
 
 /* After anything changed: serve, fetch, or re-arm. */
 static void lease_kick(Lease *l) {
@@ -785,7 +786,7 @@ static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userd
         log_info("Fetched '%s' for %s%s%s.", l->cred->name, l->owner,
                  l->lease_id ? ", lease " : "",
                  l->lease_id ? lease_id_log(l->lease_id, idbuf, sizeof(idbuf)) : "");
-        restart_state_changed(m, true);
+        lease_saved_new(l);
 
         lease_kick(l);
 }
@@ -1601,6 +1602,38 @@ static usec_t bt(usec_t realtime, usec_t fallback) {
         return realtime == 0 ? fallback : boottime_from_realtime(realtime);
 }
 
+/* @l's table entry (times in CLOCK_REALTIME). */
+static int lease_export_entry(const Lease *l, StateLease *e) {
+        e->retiree = l->release_requested;
+        e->no_data = l->no_data;
+        if (!(e->owner = strdup(l->owner)) || !(e->credential = strdup(l->cred->name)) ||
+            (l->lease_id && !(e->lease_id = strdup(l->lease_id))) ||
+            (l->accessor && !(e->accessor = strdup(l->accessor))) ||
+            (l->cgroup && !(e->cgroup = strdup(l->cgroup))))
+                return -ENOMEM;
+        e->issued = rt(l->issued_boottime);
+        e->renewed = rt(l->times.issued);
+        e->expires = l->times.leased ? rt(l->times.expiry) : 0;
+        e->ttl = l->times.ttl;
+        e->token_expires = rt(l->times.token_expiry);
+        e->last_used = rt(l->last_used);
+        e->renewals = l->renewals;
+        e->renewable = l->times.renewable;
+        e->capped = l->times.capped;
+        return 0;
+}
+
+/* A lease just fetched goes into the table before its reply is written (restart.c). */
+static void lease_saved_new(Lease *l) {
+        StateLease e = {};
+
+        if (l->lease_id && lease_export_entry(l, &e) >= 0)
+                restart_lease_added(l->manager, &e);
+        else
+                restart_state_changed(l->manager, true);
+        state_lease_done(&e);
+}
+
 /**
  * lease_export() - the lease table and (when @secrets) the secret values, for restart.c
  *
@@ -1622,22 +1655,9 @@ int lease_export(Manager *m, StateTable *table, StateSecrets *secrets) {
                 r = state_table_add(table, &e);
                 if (r < 0)
                         return r;
-                e->retiree = l->release_requested;
-                e->no_data = l->no_data;
-                if (!(e->owner = strdup(l->owner)) || !(e->credential = strdup(l->cred->name)) ||
-                    (l->lease_id && !(e->lease_id = strdup(l->lease_id))) ||
-                    (l->accessor && !(e->accessor = strdup(l->accessor))) ||
-                    (l->cgroup && !(e->cgroup = strdup(l->cgroup))))
-                        return -ENOMEM;
-                e->issued = rt(l->issued_boottime);
-                e->renewed = rt(l->times.issued);
-                e->expires = l->times.leased ? rt(l->times.expiry) : 0;
-                e->ttl = l->times.ttl;
-                e->token_expires = rt(l->times.token_expiry);
-                e->last_used = rt(l->last_used);
-                e->renewals = l->renewals;
-                e->renewable = l->times.renewable;
-                e->capped = l->times.capped;
+                r = lease_export_entry(l, e);
+                if (r < 0)
+                        return r;
 
                 if (!secrets || l->no_data || !l->data || l->release_requested)
                         continue;

@@ -11,6 +11,7 @@
 
 typedef struct Manager Manager;
 typedef struct Restart Restart;
+typedef struct StateLease StateLease;
 
 #define RESTART_FDNAME_PREFIX "vlease-secrets-"
 
@@ -18,4 +19,5 @@ int restart_new(Manager *m, const char *state_dir, Restart **ret);
 Restart *restart_free(Restart *r);
 int restart_load(Manager *m, const int *fds, size_t n_fds);
 void restart_state_changed(Manager *m, bool urgent);
+void restart_lease_added(Manager *m, const StateLease *e);
 int restart_save(Manager *m);

@@ -11,6 +11,11 @@
  *   by systemd in the fd store across `systemctl restart` and crash restarts (not across stop+start,
  *   and never on disk). Built and parsed in the locked arena (Secret); json-c's copies are wiped.
  *
+ * New leases are not written by rewriting the table: each is appended to the journal beside it, one
+ * line per lease (state_lease_to_line()), which the next full save of the table replaces. A line
+ * carries the sequence number of the table it extends, so lines left over from before a table that
+ * already holds them are ignored (state_journal_apply()).
+ *
  * state_lease_verdict() is the rule for a restored lease: keep it while its owner lives on (a running
  * unit; a user whose lease is not yet idle), revoke the rest, forget what has already ended.
  */
@@ -31,7 +36,7 @@
 
 #define STATE_VERSION 1
 
-static void state_lease_done(StateLease *l) {
+void state_lease_done(StateLease *l) {
         free(l->owner);
         free(l->credential);
         free(l->lease_id);
@@ -94,6 +99,27 @@ static int add_u64(json_object *o, const char *key, uint64_t v) {
         return v ? json_object_add_or_put(o, key, json_object_new_int64((int64_t) MIN(v, (uint64_t) INT64_MAX))) : 0;
 }
 
+static json_object *lease_entry_new(const StateLease *l) {
+        json_object *e = json_object_new_object();
+
+        if (!e)
+                return NULL;
+        if (add_str(e, "owner", l->owner) < 0 || add_str(e, "credential", l->credential) < 0 ||
+            add_str(e, "lease_id", l->lease_id) < 0 || add_str(e, "accessor", l->accessor) < 0 ||
+            add_str(e, "cgroup", l->cgroup) < 0 || add_u64(e, "issued_usec", l->issued) < 0 ||
+            add_u64(e, "renewed_usec", l->renewed) < 0 || add_u64(e, "expires_usec", l->expires) < 0 ||
+            add_u64(e, "ttl_usec", l->ttl) < 0 || add_u64(e, "token_expires_usec", l->token_expires) < 0 ||
+            add_u64(e, "last_used_usec", l->last_used) < 0 || add_u64(e, "renewals", l->renewals) < 0 ||
+            json_object_add_or_put(e, "renewable", json_object_new_boolean(l->renewable)) < 0 ||
+            json_object_add_or_put(e, "capped", json_object_new_boolean(l->capped)) < 0 ||
+            json_object_add_or_put(e, "retiree", json_object_new_boolean(l->retiree)) < 0 ||
+            json_object_add_or_put(e, "no_data", json_object_new_boolean(l->no_data)) < 0) {
+                json_object_put(e);
+                return NULL;
+        }
+        return e;
+}
+
 /**
  * state_table_to_json() - the table file's text
  *
@@ -109,27 +135,16 @@ int state_table_to_json(const StateTable *t, char **ret) {
                 return -ENOMEM;
         arr = json_object_new_array();
         if (json_object_add_or_put(root, "version", json_object_new_int(STATE_VERSION)) < 0 ||
+            add_u64(root, "journal_seq", t->journal_seq) < 0 ||
             json_object_add_or_put(root, "leases", arr) < 0)
                 goto out;
         for (size_t i = 0; i < t->n_leases; i++) {
-                const StateLease *l = &t->leases[i];
-                json_object *e = json_object_new_object();
+                json_object *e = lease_entry_new(&t->leases[i]);
 
                 if (!e || json_object_array_add(arr, e) < 0) {
                         json_object_put(e);
                         goto out;
                 }
-                if (add_str(e, "owner", l->owner) < 0 || add_str(e, "credential", l->credential) < 0 ||
-                    add_str(e, "lease_id", l->lease_id) < 0 || add_str(e, "accessor", l->accessor) < 0 ||
-                    add_str(e, "cgroup", l->cgroup) < 0 || add_u64(e, "issued_usec", l->issued) < 0 ||
-                    add_u64(e, "renewed_usec", l->renewed) < 0 || add_u64(e, "expires_usec", l->expires) < 0 ||
-                    add_u64(e, "ttl_usec", l->ttl) < 0 || add_u64(e, "token_expires_usec", l->token_expires) < 0 ||
-                    add_u64(e, "last_used_usec", l->last_used) < 0 || add_u64(e, "renewals", l->renewals) < 0 ||
-                    json_object_add_or_put(e, "renewable", json_object_new_boolean(l->renewable)) < 0 ||
-                    json_object_add_or_put(e, "capped", json_object_new_boolean(l->capped)) < 0 ||
-                    json_object_add_or_put(e, "retiree", json_object_new_boolean(l->retiree)) < 0 ||
-                    json_object_add_or_put(e, "no_data", json_object_new_boolean(l->no_data)) < 0)
-                        goto out;
         }
         arr = json_object_new_array();
         if (json_object_add_or_put(root, "sessions", arr) < 0)
@@ -157,6 +172,28 @@ int state_table_to_json(const StateTable *t, char **ret) {
         }
 out:
         json_object_put(root);
+        return r;
+}
+
+/**
+ * state_lease_to_line() - one journal line: @l as a table entry, tagged with @seq, and a newline
+ *
+ * Return: 0 or -ENOMEM
+ */
+int state_lease_to_line(const StateLease *l, uint64_t seq, char **ret) {
+        json_object *e = lease_entry_new(l);
+        char *text = NULL;
+        int r = -ENOMEM;
+
+        if (!e || add_u64(e, "journal_seq", seq) < 0)
+                goto out;
+        if (asprintf(&text, "%s\n", json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN |
+                                                                        JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+                goto out;
+        *ret = text;
+        r = 0;
+out:
+        json_object_put(e);
         return r;
 }
 
@@ -189,6 +226,35 @@ static bool get_bool(json_object *o, const char *key) {
                json_object_get_boolean(v);
 }
 
+static int lease_entry_parse(json_object *e, StateLease *l) {
+        uint64_t renewals = 0;
+        int r;
+
+        if (!json_object_is_type(e, json_type_object))
+                return -EBADMSG;
+        if ((r = get_str(e, "owner", true, &l->owner)) < 0 ||
+            (r = get_str(e, "credential", true, &l->credential)) < 0 ||
+            (r = get_str(e, "lease_id", false, &l->lease_id)) < 0 ||
+            (r = get_str(e, "accessor", false, &l->accessor)) < 0 ||
+            (r = get_str(e, "cgroup", false, &l->cgroup)) < 0 ||
+            (r = get_u64(e, "issued_usec", &l->issued)) < 0 ||
+            (r = get_u64(e, "renewed_usec", &l->renewed)) < 0 ||
+            (r = get_u64(e, "expires_usec", &l->expires)) < 0 ||
+            (r = get_u64(e, "ttl_usec", &l->ttl)) < 0 ||
+            (r = get_u64(e, "token_expires_usec", &l->token_expires)) < 0 ||
+            (r = get_u64(e, "last_used_usec", &l->last_used)) < 0 ||
+            (r = get_u64(e, "renewals", &renewals)) < 0)
+                return r;
+        l->renewals = (unsigned) MIN(renewals, (uint64_t) UINT32_MAX);
+        l->renewable = get_bool(e, "renewable");
+        l->capped = get_bool(e, "capped");
+        l->retiree = get_bool(e, "retiree");
+        l->no_data = get_bool(e, "no_data");
+        if (strncmp(l->owner, "uid:", 4) != 0 && strncmp(l->owner, "unit:", 5) != 0)
+                return -EBADMSG;
+        return 0;
+}
+
 /**
  * state_table_from_json() - parse the table file; entries without owner or credential are an error
  *
@@ -206,40 +272,17 @@ int state_table_from_json(const char *text, StateTable *ret) {
             !json_object_object_get_ex(root, "leases", &arr) || !json_object_is_type(arr, json_type_array))
                 goto out;
 
+        if ((r = get_u64(root, "journal_seq", &t.journal_seq)) < 0)
+                goto out;
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
-                json_object *e = json_object_array_get_idx(arr, i);
                 StateLease *l;
-                uint64_t renewals = 0;
 
-                if (!json_object_is_type(e, json_type_object)) {
-                        r = -EBADMSG;
-                        goto out;
-                }
                 r = state_table_add(&t, &l);
                 if (r < 0)
                         goto out;
-                if ((r = get_str(e, "owner", true, &l->owner)) < 0 ||
-                    (r = get_str(e, "credential", true, &l->credential)) < 0 ||
-                    (r = get_str(e, "lease_id", false, &l->lease_id)) < 0 ||
-                    (r = get_str(e, "accessor", false, &l->accessor)) < 0 ||
-                    (r = get_str(e, "cgroup", false, &l->cgroup)) < 0 ||
-                    (r = get_u64(e, "issued_usec", &l->issued)) < 0 ||
-                    (r = get_u64(e, "renewed_usec", &l->renewed)) < 0 ||
-                    (r = get_u64(e, "expires_usec", &l->expires)) < 0 ||
-                    (r = get_u64(e, "ttl_usec", &l->ttl)) < 0 ||
-                    (r = get_u64(e, "token_expires_usec", &l->token_expires)) < 0 ||
-                    (r = get_u64(e, "last_used_usec", &l->last_used)) < 0 ||
-                    (r = get_u64(e, "renewals", &renewals)) < 0)
+                r = lease_entry_parse(json_object_array_get_idx(arr, i), l);
+                if (r < 0)
                         goto out;
-                l->renewals = (unsigned) MIN(renewals, (uint64_t) UINT32_MAX);
-                l->renewable = get_bool(e, "renewable");
-                l->capped = get_bool(e, "capped");
-                l->retiree = get_bool(e, "retiree");
-                l->no_data = get_bool(e, "no_data");
-                if (strncmp(l->owner, "uid:", 4) != 0 && strncmp(l->owner, "unit:", 5) != 0) {
-                        r = -EBADMSG;
-                        goto out;
-                }
         }
         if (json_object_object_get_ex(root, "sessions", &arr)) {
                 if (!json_object_is_type(arr, json_type_array)) {
@@ -282,6 +325,89 @@ out:
         json_object_put(root);
         state_table_done(&t);
         return r;
+}
+
+static bool streq_null(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static int journal_apply_line(StateTable *t, const char *line, size_t len) {
+        StateLease l = {}, *slot = NULL;
+        struct json_tokener *tok;
+        json_object *e;
+        uint64_t seq = 0;
+        int r;
+
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        e = json_tokener_parse_ex(tok, line, (int) len);
+        r = !e || json_tokener_get_error(tok) != json_tokener_success ||
+            json_tokener_get_parse_end(tok) != len ? -EBADMSG : 0;
+        json_tokener_free(tok);
+        if (r < 0)
+                goto out;
+        if (!json_object_is_type(e, json_type_object) || get_u64(e, "journal_seq", &seq) < 0) {
+                r = -EBADMSG;
+                goto out;
+        }
+        if (seq != t->journal_seq)
+                goto out;       /* written before the table was saved with it: r = 0 */
+        r = lease_entry_parse(e, &l);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < t->n_leases && !slot; i++)
+                if (strcmp(t->leases[i].owner, l.owner) == 0 && strcmp(t->leases[i].credential, l.credential) == 0 &&
+                    streq_null(t->leases[i].lease_id, l.lease_id))
+                        slot = &t->leases[i];
+        if (slot)
+                state_lease_done(slot);
+        else if ((r = state_table_add(t, &slot)) < 0)
+                goto out;
+        *slot = l;
+        l = (StateLease) {};
+        r = 1;
+out:
+        state_lease_done(&l);
+        json_object_put(e);
+        return r;
+}
+
+/**
+ * state_journal_apply() - add the journal's leases to the table it extends
+ * @t: the table, parsed; its journal_seq says which lines belong to it
+ * @text: the journal
+ * @size: its length
+ * @ret_bad: lines that could not be read, the last one cut short (a power loss) among them
+ *
+ * A line for a lease the table already has replaces its entry. Lines of another sequence number are
+ * skipped: they predate the table.
+ *
+ * Return: the number of lines applied, or -ENOMEM
+ */
+int state_journal_apply(StateTable *t, const char *text, size_t size, unsigned *ret_bad) {
+        unsigned bad = 0;
+        int n = 0, r;
+
+        for (size_t at = 0; at < size;) {
+                const char *nl = memchr(text + at, '\n', size - at);
+                size_t len = (nl ? (size_t) (nl - text) : size) - at;
+
+                if (!nl)
+                        bad++;          /* cut short */
+                else if (len > 0) {
+                        r = journal_apply_line(t, text + at, len);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0)
+                                bad++;
+                        else
+                                n += r;
+                }
+                at += len + 1;
+        }
+        *ret_bad = bad;
+        return n;
 }
 
 /* ---- the secrets handover ---- */
@@ -418,9 +544,6 @@ out:
         return r;
 }
 
-static bool streq_null(const char *a, const char *b) {
-        return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
 
 /**
  * state_secrets_find() - the handed-over data of one table entry (same owner, credential, lease id)

@@ -49,6 +49,7 @@ typedef struct StateSession {
 } StateSession;
 
 typedef struct StateTable {
+        uint64_t journal_seq;   /* the journal lines that extend this table carry this number */
         StateLease *leases;
         size_t n_leases;
         StateSession *sessions;
@@ -76,11 +77,14 @@ typedef enum StateVerdict {
         STATE_DROP,             /* already ended: nothing to do */
 } StateVerdict;
 
+void state_lease_done(StateLease *l);
 void state_table_done(StateTable *t);
 int state_table_add(StateTable *t, StateLease **ret);
 int state_table_add_session(StateTable *t, StateSession **ret);
 int state_table_to_json(const StateTable *t, char **ret);
 int state_table_from_json(const char *text, StateTable *ret);
+int state_lease_to_line(const StateLease *l, uint64_t seq, char **ret);
+int state_journal_apply(StateTable *t, const char *text, size_t size, unsigned *ret_bad);
 
 void state_secrets_done(StateSecrets *s);
 int state_secrets_add(StateSecrets *s, StateSecret **ret);

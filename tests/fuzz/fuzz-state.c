@@ -2,8 +2,8 @@
 #undef NDEBUG
 
 /*
- * Fuzzes the restart state: the lease table file (read from disk at start) and the secrets handover
- * (read from the fd store). Any input either fails cleanly or parses into entries that survive a
+ * Fuzzes the restart state: the lease table file and its journal (read from disk at start) and the
+ * secrets handover (read from the fd store). Any input either fails cleanly or parses into entries that survive a
  * round trip unchanged.
  */
 
@@ -49,6 +49,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else
                 assert(r == -EBADMSG || r == -ENOMEM);
         state_table_done(&t);
+
+        {
+                StateTable j = {};
+                unsigned bad;
+
+                /* as a journal: every line either applies or is counted as bad */
+                r = state_journal_apply(&j, text, size, &bad);
+                assert(r >= 0 || r == -ENOMEM);
+                assert(r < 0 || j.n_leases <= (size_t) r);
+                state_table_done(&j);
+        }
 
         r = state_secrets_parse(text, size, &s);
         if (r == 0) {

@@ -19,15 +19,26 @@ def start_with_state(make_broker, tmp_path, broker_section=""):
     return b, state
 
 
+def table_leases(state):
+    return json.load(open(os.path.join(state, "leases.json")))["leases"]
+
+
+def wait_table_holds(state, n):
+    """New leases reach leases.json within a second (the journal has them before their reply)."""
+    wait_for(lambda: len(table_leases(state)) == n, 10, what=f"{n} leases in leases.json")
+
+
 def test_kill9_keeps_renewing_the_held_lease_and_release_revokes_it(make_broker, vaultdev, pg, tmp_path):
     b, state = start_with_state(make_broker, tmp_path, "idle_release_sec = 3600")
     rc, old, err = b.get("vlalice", "db-reader")
     assert rc == 0, err
-    table = json.load(open(os.path.join(state, "leases.json")))
-    assert len(table["leases"]) == 1 and table["leases"][0]["owner"].startswith("uid:"), table
-    text = open(os.path.join(state, "leases.json")).read()
-    assert old["data"]["password"] not in text, "a secret reached the state file"
-    assert oct(os.stat(os.path.join(state, "leases.json")).st_mode & 0o777) == "0o600"
+    # before the reply the new lease was appended to the journal, not the table rewritten
+    journal = os.path.join(state, "leases.journal")
+    lines = [json.loads(x) for x in open(journal).read().splitlines()]
+    assert len(lines) == 1 and lines[0]["owner"].startswith("uid:") and lines[0]["lease_id"], lines
+    assert old["data"]["password"] not in open(journal).read(), "a secret reached the journal"
+    assert oct(os.stat(journal).st_mode & 0o777) == "0o600"
+    assert table_leases(state) == [], "the table was rewritten before the reply: nothing to test"
 
     b.kill()
     vaultdev.clear_requests()
@@ -41,6 +52,12 @@ def test_kill9_keeps_renewing_the_held_lease_and_release_revokes_it(make_broker,
     rc, new, err = b.get("vlalice", "db-reader")
     assert rc == 0, err
     assert new["data"]["username"] != old["data"]["username"]
+    # the table, rewritten since, holds both and never a secret; the journal is emptied into it
+    wait_table_holds(state, 2)
+    text = open(os.path.join(state, "leases.json")).read()
+    assert old["data"]["password"] not in text and new["data"]["password"] not in text, "a secret in the table"
+    assert oct(os.stat(os.path.join(state, "leases.json")).st_mode & 0o777) == "0o600"
+    assert open(journal).read() == ""
     st = b.call("root", "io.vlease.Broker.Status")["parameters"]
     assert sum(1 for h in st["held"] if h["credential"] == "db-reader") == 2, st
     r = b.vlease("vlalice", "release", "db-reader")
@@ -138,6 +155,7 @@ def test_a_second_broker_on_the_same_socket_or_state_refuses_to_start(make_broke
     b, state = start_with_state(make_broker, tmp_path)
     rc, c, err = b.get("vlalice", "db-reader")
     assert rc == 0, err
+    wait_table_holds(state, 1)
     table = open(os.path.join(state, "leases.json")).read()
 
     other = str(tmp_path / "other-run")
@@ -199,6 +217,7 @@ def test_a_damaged_table_is_set_aside_not_overwritten(make_broker, vaultdev, pg,
     b, state = start_with_state(make_broker, tmp_path, "idle_release_sec = 3600")
     rc, cred, err = b.get("vlalice", "db-reader")
     assert rc == 0, err
+    wait_table_holds(state, 1)
     b.kill()
     path = os.path.join(state, "leases.json")
     text = open(path).read()
@@ -214,7 +233,7 @@ def test_a_damaged_table_is_set_aside_not_overwritten(make_broker, vaultdev, pg,
     # the broker goes on with an empty table of its own
     rc, fresh, err = b.get("vlalice", "db-reader")
     assert rc == 0, err
-    wait_for(lambda: len(json.load(open(path))["leases"]) == 1, 10, what="the new table")
+    wait_table_holds(state, 1)
     r = b.vlease("vlalice", "release", "db-reader")
     assert r.returncode == 0, r.stderr
     # the old lease is the operator's to revoke; this test does it for them

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +87,63 @@ static void test_table_roundtrip(void **state) {
         assert_int_equal(state_table_from_json("nope", &u), -EBADMSG);
         assert_int_equal(state_table_from_json("{\"version\":1,\"leases\":[]}", &u), 0);
         assert_int_equal(u.n_leases, 0);
+        state_table_done(&u);
+}
+
+/* A new lease goes to the journal; the table it extends takes it at load, later lines win, lines of an
+ * earlier table and damaged lines are skipped. */
+static void test_journal(void **state) {
+        StateTable t = {}, u = {};
+        StateLease l = {
+                .owner = (char *) "uid:1000", .credential = (char *) "db", .lease_id = (char *) "db/creds/r/1",
+                .accessor = (char *) "acc", .issued = S(10), .renewed = S(10), .expires = S(70), .ttl = S(60),
+                .renewable = true,
+        };
+        char *table = NULL, *a = NULL, *b = NULL, *stale = NULL, *journal = NULL;
+        unsigned bad = 99;
+        StateLease *e;
+
+        assert_int_equal(state_table_add(&t, &e), 0);
+        e->owner = strdup("uid:1001");
+        e->credential = strdup("db");
+        e->lease_id = strdup("db/creds/r/0");
+        t.journal_seq = 7;
+        assert_int_equal(state_table_to_json(&t, &table), 0);
+        assert_int_equal(state_table_from_json(table, &u), 0);
+        assert_int_equal(u.journal_seq, 7);
+
+        assert_int_equal(state_lease_to_line(&l, 7, &a), 0);
+        assert_non_null(strchr(a, '\n'));
+        assert_ptr_equal(strchr(a, '\n'), a + strlen(a) - 1);          /* one line */
+        l.renewed = S(40);
+        l.expires = S(100);
+        assert_int_equal(state_lease_to_line(&l, 7, &b), 0);
+        l.lease_id = (char *) "db/creds/r/old";
+        assert_int_equal(state_lease_to_line(&l, 6, &stale), 0);
+        /* the second line renews the first; a stale line, a damaged one, and a last one cut short */
+        assert_true(asprintf(&journal, "%s%s%s{\"journal_seq\":7,\"owner\":5}\n%.20s", a, stale, b, a) > 0);
+
+        assert_int_equal(state_journal_apply(&u, journal, strlen(journal), &bad), 2);
+        assert_int_equal(bad, 2);
+        assert_int_equal(u.n_leases, 2);
+        assert_string_equal(u.leases[0].lease_id, "db/creds/r/0");
+        assert_string_equal(u.leases[1].lease_id, "db/creds/r/1");
+        assert_string_equal(u.leases[1].accessor, "acc");
+        assert_int_equal(u.leases[1].renewed, S(40));
+        assert_int_equal(u.leases[1].expires, S(100));
+        assert_true(u.leases[1].renewable);
+
+        /* the journal of a table saved since (a new number) adds nothing */
+        u.journal_seq = 8;
+        assert_int_equal(state_journal_apply(&u, journal, strlen(journal), &bad), 0);
+        assert_int_equal(u.n_leases, 2);
+
+        free(table);
+        free(a);
+        free(b);
+        free(stale);
+        free(journal);
+        state_table_done(&t);
         state_table_done(&u);
 }
 
@@ -185,6 +243,7 @@ static void test_verdict(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table_roundtrip),
+                cmocka_unit_test(test_journal),
                 cmocka_unit_test(test_secrets_roundtrip),
                 cmocka_unit_test(test_owner),
                 cmocka_unit_test(test_verdict),
