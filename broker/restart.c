@@ -122,10 +122,11 @@ Restart *restart_free(Restart *r) {
  * a storm of first reads of 100 users, with the table on ext4, the p99 of other users' cached Gets
  * went from 0.1 to 73 ms: tools/bench figure 3). After a power loss the kernel may not have written
  * the last few seconds' tables (ext4 commits every 5 s): the leases they added end at their TTL. */
-static int write_table(Restart *r, const char *text, bool durable) {
+static int write_table(Restart *r, const StateTable *table, bool durable) {
         char path[PATH_MAX], tmp[PATH_MAX];
-        _cleanup_close_ int fd = -1, dfd = -1;
-        size_t len = strlen(text), done = 0;
+        _cleanup_close_ int dfd = -1;
+        FILE *f;
+        int fd, k;
 
         if (snprintf(path, sizeof(path), "%s/" TABLE_NAME, r->state_dir) >= (int) sizeof(path) ||
             snprintf(tmp, sizeof(tmp), "%s/." TABLE_NAME ".tmp", r->state_dir) >= (int) sizeof(tmp))
@@ -133,17 +134,24 @@ static int write_table(Restart *r, const char *text, bool durable) {
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        while (done < len) {
-                ssize_t k = write(fd, text + done, len - done);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                done += (size_t) k;
+        f = fdopen(fd, "w");
+        if (!f) {
+                k = -errno;
+                safe_close(fd);
+                return k;
         }
-        if ((durable && fsync(fd) < 0) || rename(tmp, path) < 0)
+        k = state_table_write(table, f);
+        if (fflush(f) != 0 || ferror(f))
+                k = -errno ?: -EIO;
+        if (k >= 0 && durable && fsync(fileno(f)) < 0)
+                k = -errno;
+        if (fclose(f) != 0 && k >= 0)
+                k = -errno;
+        if (k < 0) {
+                (void) unlink(tmp);
+                return k;
+        }
+        if (rename(tmp, path) < 0)
                 return -errno;
         if (!durable)
                 return 0;
@@ -192,7 +200,6 @@ static int store_memfd(Restart *r, const Secret *content) {
 
 static int save(Manager *m, bool durable) {
         Restart *r = m->restart;
-        _cleanup_free_ char *text = NULL;
         StateTable table = {};
         StateSecrets secrets = {};
         Secret *content = NULL;
@@ -215,9 +222,7 @@ static int save(Manager *m, bool durable) {
         if (r->state_dir) {
                 /* a new number: the journal's lines, now in the table, no longer extend it */
                 table.journal_seq = r->journal_seq + 1;
-                k = state_table_to_json(&table, &text);
-                if (k >= 0)
-                        k = write_table(r, text, durable);
+                k = write_table(r, &table, durable);
                 if (k < 0)
                         ret = log_error_errno(k, "Failed to write %s/" TABLE_NAME ": %m", r->state_dir);
                 else {

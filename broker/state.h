@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "common/time-util.h"
@@ -81,6 +82,7 @@ void state_lease_done(StateLease *l);
 void state_table_done(StateTable *t);
 int state_table_add(StateTable *t, StateLease **ret);
 int state_table_add_session(StateTable *t, StateSession **ret);
+int state_table_write(const StateTable *t, FILE *f);
 int state_table_to_json(const StateTable *t, char **ret);
 int state_table_from_json(const char *text, StateTable *ret);
 int state_lease_to_line(const StateLease *l, uint64_t seq, char **ret);
