@@ -500,7 +500,7 @@ static void start_read(Lease *l);
 static void start_renew(Lease *l);
 static void start_revoke(Lease *l);
 static void lease_unit_cannot_renew(Lease *l);
-static void lease_saved_new(Lease *l);
+static void lease_saved(Lease *l, bool added);
 
 /* After anything changed: serve, fetch, or re-arm. */
 static void lease_kick(Lease *l) {
@@ -786,7 +786,7 @@ static void on_read_done(VaultRequest *req, const VaultReply *reply, void *userd
         log_info("Fetched '%s' for %s%s%s.", l->cred->name, l->owner,
                  l->lease_id ? ", lease " : "",
                  l->lease_id ? lease_id_log(l->lease_id, idbuf, sizeof(idbuf)) : "");
-        lease_saved_new(l);
+        lease_saved(l, true);
 
         lease_kick(l);
 }
@@ -885,7 +885,7 @@ static void on_renew_done(VaultRequest *req, const VaultReply *reply, void *user
                 break;
         }
 
-        restart_state_changed(l->manager, false);
+        lease_saved(l, false);
         lease_kick(l);
 }
 
@@ -1623,14 +1623,15 @@ static int lease_export_entry(const Lease *l, StateLease *e) {
         return 0;
 }
 
-/* A lease just fetched goes into the table before its reply is written (restart.c). */
-static void lease_saved_new(Lease *l) {
+/* A lease just fetched (@added: it goes into the table before its reply is written) or renewed. */
+static void lease_saved(Lease *l, bool added) {
         StateLease e = {};
 
-        if (l->lease_id && lease_export_entry(l, &e) >= 0)
-                restart_lease_added(l->manager, &e);
+        /* what lease_export() would write for it: not a lease whose answer is gone */
+        if (l->have_answer && l->lease_id && lease_export_entry(l, &e) >= 0)
+                restart_lease_saved(l->manager, &e, added);
         else
-                restart_state_changed(l->manager, true);
+                restart_state_changed(l->manager, added);
         state_lease_done(&e);
 }
 

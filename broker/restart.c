@@ -52,7 +52,9 @@
 
 #define TABLE_NAME "leases.json"
 #define JOURNAL_NAME "leases.journal"
-#define SAVE_DELAY_USEC (1 * USEC_PER_SEC)                     /* renewals only: coalesced */
+#define SAVE_DELAY_USEC (1 * USEC_PER_SEC)                     /* changes that need not wait: coalesced */
+#define COMPACT_AFTER_USEC (60 * USEC_PER_SEC)                  /* the journal folded into the table ... */
+#define COMPACT_MIN_BYTES ((size_t) 1024U * 1024U)             /* ... or once it outgrows it and this */
 #define HANDOVER_MAX ((size_t) 64U * 1024U * 1024U)
 #define KEEPER_FIRST_USEC (2 * USEC_PER_SEC)
 
@@ -74,8 +76,11 @@ struct Restart {
         sd_event_source *defer;
         sd_event_source *timer;
         uint64_t generation;
-        int journal_fd;                 /* JOURNAL_NAME, append-only; -1 until the first new lease */
+        int journal_fd;                 /* JOURNAL_NAME, append-only */
         uint64_t journal_seq;           /* of the table on disk: the journal lines extending it carry it */
+        size_t journal_bytes;           /* appended since the table was written */
+        size_t table_bytes;             /* the table's size when last written */
+        bool want_table, want_secrets;  /* what the timer saves */
         Keeper *keepers;
 };
 
@@ -143,6 +148,11 @@ static int write_table(Restart *r, const StateTable *table, bool durable) {
         k = state_table_write(table, f);
         if (fflush(f) != 0 || ferror(f))
                 k = -errno ?: -EIO;
+        if (k >= 0) {
+                long size = ftell(f);
+
+                r->table_bytes = size > 0 ? (size_t) size : 0;
+        }
         if (k >= 0 && durable && fsync(fileno(f)) < 0)
                 k = -errno;
         if (fclose(f) != 0 && k >= 0)
@@ -198,7 +208,9 @@ static int store_memfd(Restart *r, const Secret *content) {
         return 0;
 }
 
-static int save(Manager *m, bool durable) {
+/* Writes the table (@table) and hands the secrets over (@secrets), where each is kept. A save of both
+ * is what any pending save would do: it cancels them. */
+static int save(Manager *m, bool table_part, bool secrets_part, bool durable) {
         Restart *r = m->restart;
         StateTable table = {};
         StateSecrets secrets = {};
@@ -207,19 +219,24 @@ static int save(Manager *m, bool durable) {
 
         if (!r || !r->loaded)
                 return 0;
-        r->defer = sd_event_source_disable_unref(r->defer);
-        r->timer = sd_event_source_disable_unref(r->timer);
-        if (!r->state_dir && !r->fdstore)
+        if (table_part && secrets_part) {
+                r->defer = sd_event_source_disable_unref(r->defer);
+                r->timer = sd_event_source_disable_unref(r->timer);
+                r->want_table = r->want_secrets = false;
+        }
+        table_part = table_part && r->state_dir;
+        secrets_part = secrets_part && r->fdstore;
+        if (!table_part && !secrets_part)
                 return 0;               /* nowhere to keep anything */
 
-        k = lease_export(m, &table, r->fdstore ? &secrets : NULL);
+        k = lease_export(m, &table, secrets_part ? &secrets : NULL);
         if (k >= 0)
                 k = session_export(m, &table);
         if (k < 0) {
                 ret = log_error_errno(k, "Failed to export the lease table: %m");
                 goto out;
         }
-        if (r->state_dir) {
+        if (table_part) {
                 /* a new number: the journal's lines, now in the table, no longer extend it */
                 table.journal_seq = r->journal_seq + 1;
                 k = write_table(r, &table, durable);
@@ -227,11 +244,12 @@ static int save(Manager *m, bool durable) {
                         ret = log_error_errno(k, "Failed to write %s/" TABLE_NAME ": %m", r->state_dir);
                 else {
                         r->journal_seq++;
+                        r->journal_bytes = 0;
                         if (r->journal_fd >= 0)
                                 (void) ftruncate(r->journal_fd, 0);
                 }
         }
-        if (r->fdstore) {
+        if (secrets_part) {
                 const Secret *token = vault_client_token(m->vault);
 
                 secrets.generation = ++r->generation;
@@ -260,17 +278,39 @@ out:
  * Return: 0 or a negative errno (logged)
  */
 int restart_save(Manager *m) {
-        return save(m, true);
+        return save(m, true, true, true);
 }
 
 static int on_save(sd_event_source *s, void *userdata) {
-        (void) save(userdata, false);
+        (void) save(userdata, true, true, false);
         return 0;
 }
 
 static int on_save_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        (void) save(userdata, false);
+        Manager *m = userdata;
+        Restart *r = m->restart;
+        bool table = r->want_table, secrets = r->want_secrets;
+
+        r->timer = sd_event_source_disable_unref(r->timer);
+        r->want_table = r->want_secrets = false;
+        (void) save(m, table, secrets, false);
         return 0;
+}
+
+/* Saves @table and/or @secrets within @delay, with whatever else is due by then. */
+static void save_later(Restart *r, bool table, bool secrets, usec_t delay) {
+        usec_t when = now(CLOCK_MONOTONIC) + delay, armed;
+
+        r->want_table = r->want_table || table;
+        r->want_secrets = r->want_secrets || secrets;
+        if (r->timer) {
+                if (sd_event_source_get_time(r->timer, &armed) >= 0 && armed > when)
+                        (void) sd_event_source_set_time(r->timer, when);
+                return;
+        }
+        if (sd_event_add_time(r->manager->event, &r->timer, CLOCK_MONOTONIC, when, 100 * USEC_PER_MSEC,
+                              on_save_timer, r->manager) >= 0)
+                (void) sd_event_source_set_description(r->timer, "state-save-delayed");
 }
 
 /**
@@ -293,9 +333,7 @@ void restart_state_changed(Manager *m, bool urgent) {
                 }
                 return;
         }
-        if (!r->timer && sd_event_add_time_relative(m->event, &r->timer, CLOCK_MONOTONIC, SAVE_DELAY_USEC,
-                                                    100 * USEC_PER_MSEC, on_save_timer, m) >= 0)
-                (void) sd_event_source_set_description(r->timer, "state-save-delayed");
+        save_later(r, true, true, SAVE_DELAY_USEC);
 }
 
 static int journal_open(Restart *r) {
@@ -326,35 +364,45 @@ static int journal_append(Restart *r, const StateLease *e) {
         n = write(r->journal_fd, line, len);
         if (n < 0)
                 return -errno;
+        r->journal_bytes += (size_t) n;
         return (size_t) n == len ? 0 : -EIO;
 }
 
 /**
- * restart_lease_added() - a new lease, about to be handed out: in the table before its reply
+ * restart_lease_saved() - a lease fetched (@added: about to be handed out) or renewed: into the table
  * @e: its table entry
  *
- * Appended to the journal now (a few microseconds, whatever the size of the table); the table and,
- * under systemd, the secrets handover follow within a second. Where the journal cannot be written
- * the whole table is saved before the reply instead.
+ * Appended to the journal now (a few microseconds, where a rewrite of the table takes time in
+ * proportion to it: about 50 ms at 10,000 leases, the event loop stalled for all). The table is
+ * rewritten with the journal's leases once the journal outgrows it, or a minute after its first line
+ * (so that what the journal does not carry, such as the last use of the other leases, is never older
+ * than that). A new lease's secret goes to the fd store within a second. Where the journal cannot be
+ * written the whole table is saved instead: before the reply for a new lease.
  */
-void restart_lease_added(Manager *m, const StateLease *e) {
+void restart_lease_saved(Manager *m, const StateLease *e, bool added) {
         Restart *r = m ? m->restart : NULL;
         int k;
 
-        if (!r || !r->loaded || m->freeing || (!r->state_dir && !r->fdstore))
+        if (!r || !r->loaded || m->freeing)
                 return;
-        if (!r->state_dir) {
-                restart_state_changed(m, false);        /* no table: only the secrets, for a restart */
+        if (added && r->fdstore)
+                save_later(r, false, true, SAVE_DELAY_USEC);
+        if (!r->state_dir)
                 return;
-        }
         k = journal_append(r, e);
         if (k < 0) {
                 log_warning_errno(k, "Failed to append to %s/" JOURNAL_NAME ", saving the whole table: %m",
                                   r->state_dir);
-                restart_state_changed(m, true);
+                if (added)
+                        restart_state_changed(m, true);
+                else
+                        save_later(r, true, false, SAVE_DELAY_USEC);
                 return;
         }
-        restart_state_changed(m, false);
+        if (r->journal_bytes > MAX(COMPACT_MIN_BYTES, r->table_bytes))
+                save_later(r, true, false, SAVE_DELAY_USEC);
+        else
+                save_later(r, true, false, COMPACT_AFTER_USEC);
 }
 
 /**

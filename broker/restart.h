@@ -19,5 +19,5 @@ int restart_new(Manager *m, const char *state_dir, Restart **ret);
 Restart *restart_free(Restart *r);
 int restart_load(Manager *m, const int *fds, size_t n_fds);
 void restart_state_changed(Manager *m, bool urgent);
-void restart_lease_added(Manager *m, const StateLease *e);
+void restart_lease_saved(Manager *m, const StateLease *e, bool added);
 int restart_save(Manager *m);

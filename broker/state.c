@@ -20,6 +20,7 @@
  * unit; a user whose lease is not yet idle), revoke the rest, forget what has already ended.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 
 #include "broker/schedule.h"
 #include "broker/state.h"
+#include "common/hashtable.h"
 #include "common/json-util.h"
 #include "common/memory-util.h"
 #include "common/secret.h"
@@ -353,8 +355,47 @@ static bool streq_null(const char *a, const char *b) {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static int journal_apply_line(StateTable *t, const char *line, size_t len) {
-        StateLease l = {}, *slot = NULL;
+/* The table's leases by (owner, credential, lease ID), while a journal is applied. Indexes, not
+ * pointers: the table's array moves as it grows. */
+typedef struct JournalSlot {
+        HashEntry entry;        /* first: a HashEntry * is a JournalSlot * */
+        size_t index;
+} JournalSlot;
+
+typedef struct JournalIndex {
+        HashTable table;
+        JournalSlot *slots;
+        size_t n_slots, max_slots;
+} JournalIndex;
+
+static uint64_t lease_key_hash(const StateLease *l) {
+        return hash_string(hash_string(hash_string(HASH_INIT, l->owner), l->credential), l->lease_id ?: "");
+}
+
+static int journal_index_add(JournalIndex *x, const StateTable *t, size_t i) {
+        JournalSlot *s;
+
+        assert(x->n_slots < x->max_slots);
+        s = &x->slots[x->n_slots++];
+        s->index = i;
+        return hashtable_add(&x->table, &s->entry, lease_key_hash(&t->leases[i]));
+}
+
+static StateLease *journal_index_find(JournalIndex *x, StateTable *t, const StateLease *l) {
+        uint64_t h = lease_key_hash(l);
+
+        HASHTABLE_FOREACH_HASH(e, &x->table, h) {
+                StateLease *c = &t->leases[((JournalSlot *) e)->index];
+
+                if (strcmp(c->owner, l->owner) == 0 && strcmp(c->credential, l->credential) == 0 &&
+                    streq_null(c->lease_id, l->lease_id))
+                        return c;
+        }
+        return NULL;
+}
+
+static int journal_apply_line(StateTable *t, JournalIndex *x, const char *line, size_t len) {
+        StateLease l = {}, *slot;
         struct json_tokener *tok;
         json_object *e;
         uint64_t seq = 0;
@@ -378,15 +419,19 @@ static int journal_apply_line(StateTable *t, const char *line, size_t len) {
         r = lease_entry_parse(e, &l);
         if (r < 0)
                 goto out;
-        for (size_t i = 0; i < t->n_leases && !slot; i++)
-                if (strcmp(t->leases[i].owner, l.owner) == 0 && strcmp(t->leases[i].credential, l.credential) == 0 &&
-                    streq_null(t->leases[i].lease_id, l.lease_id))
-                        slot = &t->leases[i];
-        if (slot)
+        slot = journal_index_find(x, t, &l);
+        if (slot) {
                 state_lease_done(slot);
-        else if ((r = state_table_add(t, &slot)) < 0)
-                goto out;
-        *slot = l;
+                *slot = l;
+        } else {
+                if ((r = state_table_add(t, &slot)) < 0)
+                        goto out;
+                *slot = l;
+                if ((r = journal_index_add(x, t, t->n_leases - 1)) < 0) {
+                        l = (StateLease) {};    /* the table owns it now */
+                        goto out;
+                }
+        }
         l = (StateLease) {};
         r = 1;
 out:
@@ -402,32 +447,47 @@ out:
  * @size: its length
  * @ret_bad: lines that could not be read, the last one cut short (a power loss) among them
  *
- * A line for a lease the table already has replaces its entry. Lines of another sequence number are
- * skipped: they predate the table.
+ * A line for a lease the table already has (a renewal, or a lease the table took before the journal
+ * was emptied) replaces its entry. Lines of another sequence number are skipped: they predate the
+ * table.
  *
  * Return: the number of lines applied, or -ENOMEM
  */
 int state_journal_apply(StateTable *t, const char *text, size_t size, unsigned *ret_bad) {
+        JournalIndex x = {};
         unsigned bad = 0;
-        int n = 0, r;
+        size_t lines = 0;
+        int n = 0, r = 0;
 
-        for (size_t at = 0; at < size;) {
+        for (const char *p = text; (p = memchr(p, '\n', size - (size_t) (p - text))); p++)
+                lines++;
+        x.max_slots = t->n_leases + lines;
+        x.slots = calloc(MAX(x.max_slots, (size_t) 1), sizeof(JournalSlot));
+        if (!x.slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_leases && r >= 0; i++)
+                r = journal_index_add(&x, t, i);
+
+        for (size_t at = 0; at < size && r >= 0;) {
                 const char *nl = memchr(text + at, '\n', size - at);
                 size_t len = (nl ? (size_t) (nl - text) : size) - at;
 
                 if (!nl)
                         bad++;          /* cut short */
                 else if (len > 0) {
-                        r = journal_apply_line(t, text + at, len);
-                        if (r == -ENOMEM)
-                                return r;
-                        if (r < 0)
+                        r = journal_apply_line(t, &x, text + at, len);
+                        if (r == -EBADMSG) {
                                 bad++;
-                        else
+                                r = 0;
+                        } else if (r > 0)
                                 n += r;
                 }
                 at += len + 1;
         }
+        hashtable_done(&x.table);
+        free(x.slots);
+        if (r < 0)
+                return r;
         *ret_bad = bad;
         return n;
 }
