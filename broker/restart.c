@@ -53,8 +53,9 @@
 #define TABLE_NAME "leases.json"
 #define JOURNAL_NAME "leases.journal"
 #define SAVE_DELAY_USEC (1 * USEC_PER_SEC)                     /* changes that need not wait: coalesced */
-#define COMPACT_AFTER_USEC (60 * USEC_PER_SEC)                  /* the journal folded into the table ... */
-#define COMPACT_MIN_BYTES ((size_t) 1024U * 1024U)             /* ... or once it outgrows it and this */
+#define COMPACT_QUIET_USEC (2 * USEC_PER_SEC)                   /* the journal folded into the table when */
+#define COMPACT_AFTER_USEC (60 * USEC_PER_SEC)                  /* quiet, at most this after its first line, */
+#define COMPACT_MIN_BYTES ((size_t) 1024U * 1024U)             /* or once it outgrows the table and this */
 #define HANDOVER_MAX ((size_t) 64U * 1024U * 1024U)
 #define KEEPER_FIRST_USEC (2 * USEC_PER_SEC)
 
@@ -79,6 +80,8 @@ struct Restart {
         int journal_fd;                 /* JOURNAL_NAME, append-only */
         uint64_t journal_seq;           /* of the table on disk: the journal lines extending it carry it */
         size_t journal_bytes;           /* appended since the table was written */
+        usec_t journal_since;           /* CLOCK_MONOTONIC of the first of those lines */
+        sd_event_source *compact_timer;
         size_t table_bytes;             /* the table's size when last written */
         bool want_table, want_secrets;  /* what the timer saves */
         Keeper *keepers;
@@ -114,6 +117,7 @@ Restart *restart_free(Restart *r) {
                 keeper_free(r->keepers);
         sd_event_source_disable_unref(r->defer);
         sd_event_source_disable_unref(r->timer);
+        sd_event_source_disable_unref(r->compact_timer);
         safe_close(r->journal_fd);
         safe_close(r->lock_fd);
         free(r->state_dir);
@@ -245,6 +249,7 @@ static int save(Manager *m, bool table_part, bool secrets_part, bool durable) {
                 else {
                         r->journal_seq++;
                         r->journal_bytes = 0;
+                        r->compact_timer = sd_event_source_disable_unref(r->compact_timer);
                         if (r->journal_fd >= 0)
                                 (void) ftruncate(r->journal_fd, 0);
                 }
@@ -295,6 +300,29 @@ static int on_save_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         r->want_table = r->want_secrets = false;
         (void) save(m, table, secrets, false);
         return 0;
+}
+
+static int on_compact_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->restart->compact_timer = sd_event_source_disable_unref(m->restart->compact_timer);
+        (void) save(m, true, false, false);
+        return 0;
+}
+
+/* The table rewritten with the journal at @when (CLOCK_MONOTONIC); later than planned only if
+ * @postpone. */
+static void compact_at(Restart *r, usec_t when, bool postpone) {
+        usec_t armed;
+
+        if (r->compact_timer) {
+                if (postpone || (sd_event_source_get_time(r->compact_timer, &armed) >= 0 && armed > when))
+                        (void) sd_event_source_set_time(r->compact_timer, when);
+                return;
+        }
+        if (sd_event_add_time(r->manager->event, &r->compact_timer, CLOCK_MONOTONIC, when, 100 * USEC_PER_MSEC,
+                              on_compact_timer, r->manager) >= 0)
+                (void) sd_event_source_set_description(r->compact_timer, "state-compact");
 }
 
 /* Saves @table and/or @secrets within @delay, with whatever else is due by then. */
@@ -374,9 +402,10 @@ static int journal_append(Restart *r, const StateLease *e) {
  *
  * Appended to the journal now (a few microseconds, where a rewrite of the table takes time in
  * proportion to it: about 50 ms at 10,000 leases, the event loop stalled for all). The table is
- * rewritten with the journal's leases once the journal outgrows it, or a minute after its first line
- * (so that what the journal does not carry, such as the last use of the other leases, is never older
- * than that). A new lease's secret goes to the fd store within a second. Where the journal cannot be
+ * rewritten with the journal's leases when no line came for two seconds (after a burst, not in it),
+ * at most a minute after the journal's first line (so that what the journal does not carry, such as
+ * the last use of the other leases, is never older than that), or soon once the journal outgrows
+ * the table. A new lease's secret goes to the fd store within a second. Where the journal cannot be
  * written the whole table is saved instead: before the reply for a new lease.
  */
 void restart_lease_saved(Manager *m, const StateLease *e, bool added) {
@@ -389,6 +418,8 @@ void restart_lease_saved(Manager *m, const StateLease *e, bool added) {
                 save_later(r, false, true, SAVE_DELAY_USEC);
         if (!r->state_dir)
                 return;
+        if (r->journal_bytes == 0)
+                r->journal_since = now(CLOCK_MONOTONIC);
         k = journal_append(r, e);
         if (k < 0) {
                 log_warning_errno(k, "Failed to append to %s/" JOURNAL_NAME ", saving the whole table: %m",
@@ -400,9 +431,10 @@ void restart_lease_saved(Manager *m, const StateLease *e, bool added) {
                 return;
         }
         if (r->journal_bytes > MAX(COMPACT_MIN_BYTES, r->table_bytes))
-                save_later(r, true, false, SAVE_DELAY_USEC);
+                compact_at(r, now(CLOCK_MONOTONIC) + SAVE_DELAY_USEC, false);
         else
-                save_later(r, true, false, COMPACT_AFTER_USEC);
+                compact_at(r, MIN(now(CLOCK_MONOTONIC) + COMPACT_QUIET_USEC, r->journal_since + COMPACT_AFTER_USEC),
+                           true);
 }
 
 /**
