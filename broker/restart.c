@@ -5,12 +5,13 @@
  * running owner still holds, or mint a new database user (and a new token) per start in a crash loop.
  *
  * So on every change the broker writes the lease table (state.c: no secret, no token) atomically to
- * the state directory (a new lease is appended to the journal beside it before its reply goes out,
- * and the table rewritten with it within a second: a rewrite costs time in proportion to the table), and, under systemd, hands the secret values and its token to the fd store as a
- * sealed memfd (FDSTORE=1; systemd 252 keeps it across `systemctl restart` and Restart=on-failure, not
- * across stop and start). The memfd alternates between two names, the new one stored before the old
- * one is removed, and carries a generation number: a crash between the two steps leaves both, and the
- * newer wins. The memfd is sealed (no write, grow, shrink or further seals) so nothing can change it
+ * the state directory (a new or renewed lease is appended as one line to the journal beside it, new
+ * ones before their reply goes out; the table, whose rewrite costs time in proportion to its size,
+ * takes the journal's lines when it has been quiet for a while: restart_lease_saved()), and, under
+ * systemd, hands the secret values and its token to the fd store as a sealed memfd (FDSTORE=1;
+ * systemd 252 keeps it across `systemctl restart` and Restart=on-failure, not across stop and start).
+ * The memfd alternates between two names, the new one stored before the old one is removed, and
+ * carries a generation number: a crash between the two steps leaves both, and the newer wins. The memfd is sealed (no write, grow, shrink or further seals) so nothing can change it
  * while PID 1 holds it, and it never touches a disk.
  *
  * At start the table is reloaded and each entry judged by state_lease_verdict(): kept (its unit runs,
@@ -378,6 +379,7 @@ static int journal_open(Restart *r) {
 static int journal_append(Restart *r, const StateLease *e) {
         _cleanup_free_ char *line = NULL;
         size_t len;
+        off_t end;
         ssize_t n;
         int k;
 
@@ -388,12 +390,18 @@ static int journal_append(Restart *r, const StateLease *e) {
         if (k < 0)
                 return k;
         len = strlen(line);
-        /* one write() of a line of a few hundred bytes: appended whole, or the error is ours to see */
-        n = write(r->journal_fd, line, len);
-        if (n < 0)
+        end = lseek(r->journal_fd, 0, SEEK_END);
+        if (end < 0)
                 return -errno;
-        r->journal_bytes += (size_t) n;
-        return (size_t) n == len ? 0 : -EIO;
+        n = write(r->journal_fd, line, len);
+        if (n >= 0 && (size_t) n == len) {
+                r->journal_bytes += len;
+                return 0;
+        }
+        /* a part of a line (a full disk) would swallow the next one: take it back */
+        k = n < 0 ? -errno : -ENOSPC;
+        (void) ftruncate(r->journal_fd, end);
+        return k;
 }
 
 /**
