@@ -258,3 +258,48 @@ def test_a_damaged_table_is_set_aside_not_overwritten(make_broker, vaultdev, pg,
     # the old lease is the operator's to revoke; this test does it for them
     assert vaultdev.api("PUT", "sys/leases/revoke", {"lease_id": lease_id})[0] == 204
     wait_for(lambda: not pg.role_exists(cred["data"]["username"]), 15, what="the old role to go")
+
+
+def test_a_full_disk_is_named_and_nothing_is_lost_once_there_is_room(make_broker, vaultdev, pg, tmp_path):
+    """The state directory fills up (a tiny tmpfs here): the journal append fails, the error is
+    named, no part of a line is left behind to swallow the next one, and everyone is still served.
+    Once there is room the table takes every lease again, and a kill -9 then loses none."""
+    import subprocess
+    state = str(tmp_path / "state")
+    os.mkdir(state, 0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", state], check=True)
+    try:
+        b = make_broker(broker_section="idle_release_sec = 3600", start=False)
+        b.start(args=["--state-dir", state])
+        filler = os.path.join(state, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"x" * 64) > 0:
+                pass
+        except OSError:
+            pass            # ENOSPC: the disk is full
+        finally:
+            os.close(fd)
+        rc, alice, err = b.get("vlalice", "db-reader")
+        assert rc == 0, err
+        log = b.log()
+        assert "Failed to append to" in log and "No space left on device" in log, log
+        journal = open(os.path.join(state, "leases.journal")).read()
+        assert journal == "" or journal.endswith("\n"), "a part of a line was left in the journal"
+
+        os.unlink(filler)
+        rc, bob, err = b.get("vlbob", "db-reader")
+        assert rc == 0, err
+        wait_for(lambda: len(saved_leases(state)) == 2 and not open(os.path.join(state, "leases.journal")).read(),
+                 10, what="the table to hold both leases once there is room")
+        b.kill()
+        b.start(args=["--state-dir", state])
+        assert b.log().count("Restored 'db-reader' of uid:") == 2, b.log()
+        for user in ("vlalice", "vlbob"):
+            r = b.vlease(user, "release", "db-reader")
+            assert r.returncode == 0, r.stderr
+        wait_for(lambda: not pg.role_exists(alice["data"]["username"]) and not pg.role_exists(bob["data"]["username"]),
+                 15, what="both roles to be dropped after Release")
+        b.stop()
+    finally:
+        subprocess.run(["umount", "-l", state], check=False)
