@@ -20,6 +20,9 @@ struct CurlGlue {
         sd_event_source **ios;
         size_t n_ios, n_allocated;
 
+        int64_t priority;       /* of every source, while not raised */
+        bool raised;            /* at SD_EVENT_PRIORITY_NORMAL until the next dispatch */
+
         bool global_init;
 };
 
@@ -46,6 +49,27 @@ static int curl_glue_remember_io(CurlGlue *g, sd_event_source *io) {
         return 0;
 }
 
+static int64_t curl_glue_priority(CurlGlue *g) {
+        return g->raised ? SD_EVENT_PRIORITY_NORMAL : g->priority;
+}
+
+static void curl_glue_apply_priority(CurlGlue *g) {
+        int64_t p = curl_glue_priority(g);
+
+        for (size_t i = 0; i < g->n_ios; i++)
+                (void) sd_event_source_set_priority(g->ios[i], p);
+        if (g->timer)
+                (void) sd_event_source_set_priority(g->timer, p);
+}
+
+/* At the start of every dispatch: a raise lasts until the glue has had its turn. */
+static void curl_glue_dispatched(CurlGlue *g) {
+        if (!g->raised)
+                return;
+        g->raised = false;
+        curl_glue_apply_priority(g);
+}
+
 static void curl_glue_check_finished(CurlGlue *g) {
         CURLMsg *msg;
         int left;
@@ -68,6 +92,7 @@ static int curl_glue_on_io(sd_event_source *s, int fd, uint32_t revents, void *u
         CurlGlue *g = userdata;
         int action = 0, running;
 
+        curl_glue_dispatched(g);
         if (revents & EPOLLIN)
                 action |= CURL_CSELECT_IN;
         if (revents & EPOLLOUT)
@@ -117,6 +142,7 @@ static int curl_glue_socket_callback(CURL *easy, curl_socket_t fd, int action, v
         if (r < 0)
                 return -1;
         (void) sd_event_source_set_description(io, "curl-io");
+        (void) sd_event_source_set_priority(io, curl_glue_priority(g));
 
         if (curl_glue_remember_io(g, io) < 0) {
                 (void) sd_event_source_disable_unref(io);
@@ -135,6 +161,7 @@ static int curl_glue_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         CurlGlue *g = userdata;
         int running;
 
+        curl_glue_dispatched(g);
         if (curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
                 return -EIO;
 
@@ -168,6 +195,7 @@ static int curl_glue_timer_callback(CURLM *multi, long timeout_ms, void *userdat
         if (r < 0)
                 return -1;
         (void) sd_event_source_set_description(g->timer, "curl-timer");
+        (void) sd_event_source_set_priority(g->timer, curl_glue_priority(g));
         return 0;
 }
 
@@ -198,6 +226,7 @@ int curl_glue_new(sd_event *e, CurlGlueFinished on_finished, void *userdata, Cur
         g->event = sd_event_ref(e);
         g->on_finished = on_finished;
         g->userdata = userdata;
+        g->priority = SD_EVENT_PRIORITY_NORMAL;
 
         g->multi = curl_multi_init();
         if (!g->multi)
@@ -235,6 +264,26 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
                 curl_global_cleanup();
         free(g);
         return NULL;
+}
+
+/**
+ * curl_glue_set_priority() - the sd-event priority of every source of the glue, now and later
+ */
+void curl_glue_set_priority(CurlGlue *g, int64_t priority) {
+        g->priority = priority;
+        curl_glue_apply_priority(g);
+}
+
+/**
+ * curl_glue_raise() - serve the glue at SD_EVENT_PRIORITY_NORMAL until its next dispatch
+ *
+ * For a caller that keeps a lower priority from being starved: O(sockets) once, then back by itself.
+ */
+void curl_glue_raise(CurlGlue *g) {
+        if (g->raised || g->priority <= SD_EVENT_PRIORITY_NORMAL)
+                return;
+        g->raised = true;
+        curl_glue_apply_priority(g);
 }
 
 /**

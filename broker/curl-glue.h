@@ -28,5 +28,8 @@ int curl_glue_new(sd_event *e, CurlGlueFinished on_finished, void *userdata, Cur
 CurlGlue *curl_glue_free(CurlGlue *g);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CurlGlue *, curl_glue_free);
 
+void curl_glue_set_priority(CurlGlue *g, int64_t priority);
+void curl_glue_raise(CurlGlue *g);
+
 int curl_glue_add(CurlGlue *g, CURL *easy);
 void curl_glue_remove(CurlGlue *g, CURL *easy);

@@ -265,6 +265,8 @@ int manager_new(Config *config, Manager **ret) {
                                        config->vault.address ?: "(no address)");
         vault_client_set_token_changed_callback(m->vault, on_token_changed, m);
         vault_client_set_log_func(m->vault, on_vault_log, m);
+        /* Vault's answers wait behind connections already answered (cached Gets): peer.c */
+        vault_client_set_priority(m->vault, PEER_PRIORITY_NEW);
 
         *ret = TAKE_PTR(m);
         return 0;

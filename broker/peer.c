@@ -144,11 +144,13 @@ static int peer_invalid_parameter(Peer *p, const char *name) {
  * in one go. A burst of first requests (100 logins at once), or the 100 answers of one Vault read
  * written together, is such a batch, and a cached Get arriving just after it waited for all of it
  * (about 1 ms, measured in tools/bench figure 3). So a connection waits at PEER_PRIORITY_NEW, below
- * the connections already answered, until its first reply is written; the listening socket too.
+ * the connections already answered, until its first reply is written; the listening socket too, and
+ * Vault's answers (32 reads finishing together are 32 dispatches of 50-200 µs: manager.c sets it).
  * So that established clients keeping the loop busy cannot starve newcomers (a login, a unit
- * starting), after PEER_FAIR_STREAK dispatches of answered connections in a row every newcomer, and
- * the listening socket for its next accept, is raised to the normal priority, where all are served
- * in arrival order. Raising is once per connection: the cost stays O(1) per dispatch. */
+ * starting) or Vault's answers (renewals), after PEER_FAIR_STREAK dispatches of answered connections
+ * in a row every newcomer, the listening socket for its next accept and Vault's answers for their
+ * next dispatch are raised to the normal priority, where all are served in arrival order. Raising is
+ * once per connection (and once per Vault dispatch): the cost stays O(1) per dispatch. */
 
 static void newcomer_unlink(Peer *p) {
         Manager *m = p->manager;
@@ -184,6 +186,7 @@ static void peer_dispatched(Peer *p) {
         m->fair_streak = 0;
         while (m->newcomers)
                 peer_raise(m->newcomers);
+        vault_client_raise(m->vault);
         if (m->varlink_source && !m->listen_raised &&
             sd_event_source_set_priority(m->varlink_source, SD_EVENT_PRIORITY_NORMAL) >= 0)
                 m->listen_raised = true;

@@ -1454,6 +1454,15 @@ void vault_client_set_log_func(VaultClient *c, VaultLogFunc f, void *userdata) {
         c->log_userdata = userdata;
 }
 
+void vault_client_set_priority(VaultClient *c, int64_t priority) {
+        curl_glue_set_priority(c->glue, priority);
+}
+
+void vault_client_raise(VaultClient *c) {
+        if (c)
+                curl_glue_raise(c->glue);
+}
+
 usec_t vault_client_token_expires(VaultClient *c) {
         return c && c->token ? c->token_expires : USEC_INFINITY;
 }

@@ -138,6 +138,15 @@ const Secret *vault_client_token(VaultClient *c);
 void vault_client_set_token_changed_callback(VaultClient *c, VaultTokenChangedFunc cb, void *userdata);
 void vault_client_set_log_func(VaultClient *c, VaultLogFunc f, void *userdata);
 
+/**
+ * vault_client_set_priority() - sd-event priority at which Vault's answers are taken in
+ *
+ * vault_client_raise() serves them at SD_EVENT_PRIORITY_NORMAL until the next one is taken in: for a
+ * caller whose busier sources sit above that priority and must not starve Vault's answers.
+ */
+void vault_client_set_priority(VaultClient *c, int64_t priority);
+void vault_client_raise(VaultClient *c);
+
 /** vault_client_token_expires() - CLOCK_REALTIME usec end of the broker token, USEC_INFINITY if none */
 usec_t vault_client_token_expires(VaultClient *c);
 
