@@ -210,7 +210,7 @@ max_requests_per_uid = 128
         perf = None
         if profile and self.perf and sock == self.broker.socket:
             data = os.path.join(self.out, f"perf-{profile}.data")
-            perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999", "-g", "-o", data,
+            perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999", "--call-graph", "dwarf,16384", "-o", data,
                                      "-p", str(self.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
         try:
