@@ -70,7 +70,7 @@ def test_two_sessions_tracked_by_id(make_broker, vaultdev, pg, users):
     assert s1.rc("close") == PAM_SUCCESS
     assert s1.rc("close") == PAM_SUCCESS     # nothing left to close in this handle
     s1.end()
-    time.sleep(1)
+    wait_for(lambda: status(b)["sessions"] == 1, 5, what="the broker to see the first session end")
     assert held(b, alice), status(b)
     assert pg.role_exists(role)
     rc, cred2, err = b.get("vlpalice", "db-reader")
@@ -127,7 +127,7 @@ release_on_logout = no
     assert held(b, alice, "db-keep")
     assert s.rc("close") == PAM_SUCCESS
     s.end()
-    time.sleep(1)
+    wait_for(lambda: status(b)["sessions"] == 0, 5, what="the broker to see the session end")
     assert held(b, alice, "db-keep")
 
 
