@@ -241,7 +241,7 @@ int manager_new(Config *config, Manager **ret) {
                 return log_oom();
         }
         m->config = config;
-        m->varlink_fd = m->credentials_fd = -1;
+        m->varlink_fd = m->credentials_fd = m->peer_epoll_fd = -1;
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -294,6 +294,8 @@ Manager *manager_free(Manager *m) {
         retirees_free_all(m);
         m->vault = vault_client_free(m->vault);
 
+        sd_event_source_disable_unref(m->peer_epoll_source);
+        safe_close(m->peer_epoll_fd);
         sd_event_source_disable_unref(m->varlink_source);
         sd_event_source_disable_unref(m->credentials_source);
         sd_event_source_disable_unref(m->stop_timer);

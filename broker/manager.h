@@ -51,6 +51,10 @@ typedef struct Manager {
         Peer *newcomers;                /* peers not answered yet, at PEER_PRIORITY_NEW: peer.c */
         unsigned fair_streak;           /* dispatches of answered peers since a newcomer's: peer.c */
         bool listen_raised;             /* varlink_source at the normal priority for one accept */
+        int peer_epoll_fd;              /* answered peers, served in batches: peer.c */
+        sd_event_source *peer_epoll_source;
+        bool in_peer_batch;             /* peers freed meanwhile go to peer_graveyard */
+        Peer *peer_graveyard;
         UidAccount *accounts;
         size_t n_accounts;
 

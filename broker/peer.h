@@ -17,6 +17,8 @@ typedef struct UidAccount UidAccount;
 #define PEER_PRIORITY_NEW (SD_EVENT_PRIORITY_NORMAL + 1)
 /* After this many dispatches of answered connections in a row, newcomers are served in turn. */
 #define PEER_FAIR_STREAK 64
+/* Answered connections served per dispatch of manager->peer_epoll_source at most */
+#define PEER_BATCH_MAX 64
 
 typedef struct Peer {
         Manager *manager;
@@ -46,6 +48,9 @@ typedef struct Peer {
         bool counted;                   /* ... and counts against the uid's requests in flight */
         bool deadline_armed;
         bool answered;                  /* a reply was written: normal priority from then on */
+        bool in_batch;                  /* watched by manager->peer_epoll_fd, not io_source */
+        bool dead;                      /* freed during a batch: in manager->peer_graveyard */
+        struct Peer *grave_next;
         LeaseWaiter *waiter;
 } Peer;
 
