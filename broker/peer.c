@@ -821,10 +821,10 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
  * busy clients that was a fifth of the CPU of a cached Get (perf, tools/bench figure 1). A connection
  * that comes back after its first reply is therefore moved to an epoll of its own (edge-triggered, as
  * before), itself one io source at the normal priority; each of its dispatches serves up to
- * PEER_BATCH_MAX ready connections in the order they became ready, as the baseline server does. Whatever else is ready
- * (newcomers, the listening socket, Vault's answers, timers) gets its turn between batches, under
- * the same fair-streak guard, counted per connection served. A connection freed during a batch
- * (by its own handler) keeps its memory until the batch ends, so that a later entry of the same
+ * PEER_BATCH_MAX ready connections in the order they became ready, as the baseline server does.
+ * Whatever else is ready (newcomers, the listening socket, Vault's answers, timers) gets its turn
+ * between batches, under the same fair-streak guard, counted per connection served. A connection
+ * freed during a batch keeps its memory until the batch ends, so that a later entry of the same
  * batch never points at freed memory. */
 
 static void peer_batch_bury(Manager *m) {
