@@ -12,7 +12,7 @@ import pytest
 from broker import VLEASE, VLEASED, Brokers, approle_config
 from localusers import LocalUsers
 
-from pamhelpers import PAM_DRIVER, PAM_MODULE, PAMTEST_RUN
+from pamhelpers import PAM_DRIVER, PAM_MODULE, PAMTEST_RUN, remove_scratch_dirs
 
 USERS = {"vlpalice": (), "vlpbob": (), "vlpcarol": ("vlpdb",)}
 
@@ -24,6 +24,8 @@ def _need_root_and_binaries():
     for b in (VLEASED, VLEASE, PAM_MODULE, PAM_DRIVER, PAMTEST_RUN):
         if not os.access(b, os.R_OK):
             pytest.fail(f"{b} is not built; run tools/check or set VLEASE_BUILD_DIR")
+    yield
+    remove_scratch_dirs()       # PAM service files, pam-driver and pamtest logs: nothing left in /tmp
 
 
 @pytest.fixture(scope="session")

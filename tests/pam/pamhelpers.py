@@ -1,6 +1,7 @@
 """Helpers for the PAM suite: paths of the built module and test programs, PAM service directories,
 the long-lived pam-driver, sanitizer report checks."""
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -9,6 +10,21 @@ from broker import BUILD
 PAM_MODULE = os.path.join(BUILD, "pam_module", "pam_vlease.so")
 PAM_DRIVER = os.path.join(BUILD, "tests", "pam", "pam-driver")
 PAMTEST_RUN = os.path.join(BUILD, "tests", "pam", "pamtest-run")
+
+
+_scratch = []
+
+
+def scratch_dir(prefix):
+    """A new directory under the temp dir, removed by remove_scratch_dirs() when the suite ends."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _scratch.append(d)
+    return d
+
+
+def remove_scratch_dirs():
+    while _scratch:
+        shutil.rmtree(_scratch.pop(), ignore_errors=True)
 
 
 def asan_env(directory, name):
@@ -25,7 +41,7 @@ def sanitizer_reports(directory):
 
 def service_dir(lines_by_service, directory=None):
     """Writes one PAM service file per entry ({name: text}); returns the directory."""
-    d = directory or tempfile.mkdtemp(prefix="pam-vlease-test-")
+    d = directory or scratch_dir("pam-vlease-test-")
     os.makedirs(d, exist_ok=True)
     os.chmod(d, 0o755)
     for name, text in lines_by_service.items():
@@ -38,7 +54,7 @@ class PamDriver:
     """One long-lived pam-driver process: one PAM handle, like a login or sshd session process."""
 
     def __init__(self, confdir, service, user, env=None):
-        self.dir = tempfile.mkdtemp(prefix="pam-driver-")
+        self.dir = scratch_dir("pam-driver-")
         e = dict(os.environ)
         e.update(asan_env(self.dir, "driver"))
         e.update(env or {})

@@ -3,12 +3,11 @@ open/close session and authenticate against a running vleased with vaultdev, and
 pam_vlease produced by its real cause."""
 import os
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from pamhelpers import PAM_MODULE, PAMTEST_RUN, asan_env, sanitizer_reports, service_dir
+from pamhelpers import PAM_MODULE, PAMTEST_RUN, asan_env, sanitizer_reports, scratch_dir, service_dir
 from localusers import as_user
 
 PASSWORD = "pw-wrapper-vlpalice"
@@ -36,7 +35,7 @@ def pamtest(tmp_path, module_args, user, *cases, control="required", password=PA
     asan = _asan_runtime()
     if asan:
         preload = asan + ":" + preload        # the ASan runtime must come first
-    logdir = tempfile.mkdtemp(prefix="pamtest-log-")
+    logdir = scratch_dir("pamtest-log-")
     os.chmod(logdir, 0o777)
     env.update(asan_env(logdir, f"pamtest-{user}"))
     env.update({"LD_PRELOAD": preload, "PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": d,
@@ -147,7 +146,7 @@ class FakeServer:
 
 
 def test_peer_not_root_or_vlease_gets_no_password(tmp_path, users):
-    d = tempfile.mkdtemp(prefix="fake-broker-")
+    d = scratch_dir("fake-broker-")
     os.chmod(d, 0o777)
     srv = FakeServer(os.path.join(d, "sock"), run_as="vlpbob")
     try:
