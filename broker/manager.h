@@ -54,6 +54,7 @@ typedef struct Manager {
         int peer_epoll_fd;              /* answered peers, served in batches: peer.c */
         sd_event_source *peer_epoll_source;
         bool in_peer_batch;             /* peers freed meanwhile go to peer_graveyard */
+        bool batch_warned;              /* a failure to batch a connection was logged */
         Peer *peer_graveyard;
         UidAccount *accounts;
         size_t n_accounts;

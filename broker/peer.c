@@ -59,7 +59,7 @@ typedef struct Method {
         const char *const *params;
 } Method;
 
-static void peer_update_io(Peer *p);
+static int peer_update_io(Peer *p);
 static void peer_kick(Peer *p);
 static void peer_to_batch(Peer *p);
 
@@ -752,7 +752,13 @@ static bool peer_run(Peer *p) {
                 peer_free(p);
                 return false;
         }
-        peer_update_io(p);
+        r = peer_update_io(p);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to watch a connection of uid=%u, closing it: %m",
+                                  (unsigned) p->ucred.uid);
+                peer_free(p);
+                return false;
+        }
         return true;
 }
 
@@ -781,8 +787,10 @@ static bool peer_on_events(Peer *p, uint32_t revents) {
 
                 /* Edge-triggered: a read that filled the buffer may have left bytes behind, and no new
                  * edge comes for those; peer_update_io() comes back for them. A shorter read took all
-                 * there was: anything arriving later raises a new edge. */
-                p->read_more = n > 0 && p->reader.last_read_full;
+                 * there was: anything arriving later raises a new edge. Except the end of the stream:
+                 * a FIN that came with the data (shutdown(SHUT_WR) after the last call) raises no edge
+                 * of its own, so after EPOLLRDHUP we come back until read() says 0. */
+                p->read_more = n > 0 && (p->reader.last_read_full || (revents & EPOLLRDHUP));
                 if (n == 0)
                         p->eof = true;
                 else if (n == -ENOBUFS) {
@@ -807,10 +815,11 @@ static bool peer_on_events(Peer *p, uint32_t revents) {
  * way back for bytes left in the socket. */
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Peer *p = userdata;
+        bool answered = p->answered;
 
         if (s == p->io_source)
                 peer_dispatched(p);
-        if (peer_on_events(p, revents) && p->answered && !p->in_batch)
+        if (peer_on_events(p, revents) && answered && !p->in_batch && !p->batch_failed)
                 peer_to_batch(p);
         return 0;
 }
@@ -897,19 +906,24 @@ static void peer_to_batch(Peer *p) {
         if (r >= 0 && p->io_events != 0)
                 r = peer_batch_ctl(p, EPOLL_CTL_ADD, p->io_events);
         if (r < 0) {
-                log_warning_errno(r, "Failed to batch a connection, serving it alone: %m");
+                /* not again for this one; said once per process (EMFILE would say it for every one) */
+                p->batch_failed = true;
+                log_full_errno(p->manager->batch_warned ? LOG_DEBUG : LOG_WARNING, r,
+                               "Failed to batch a connection, serving it alone: %m");
+                p->manager->batch_warned = true;
                 return;
         }
         p->io_source = sd_event_source_disable_unref(p->io_source);
         p->in_batch = true;
 }
 
-static void peer_update_io(Peer *p) {
+static int peer_update_io(Peer *p) {
         uint32_t events = 0;
+        int r;
 
         if (!p->eof && p->out_size < OUT_HIGH_WATERMARK &&
             !(p->busy && varlink_reader_pending(&p->reader) >= p->reader.max))
-                events |= EPOLLIN;
+                events |= EPOLLIN | EPOLLRDHUP;
         if (p->out_size > 0)
                 events |= EPOLLOUT;
 
@@ -922,7 +936,7 @@ static void peer_update_io(Peer *p) {
                                 (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_OFF);
                 }
                 p->io_events = 0;
-                return;
+                return 0;
         }
 
         /* Only when it changes: a MOD costs a syscall, and re-arms the edge, which is all it needs to
@@ -933,21 +947,25 @@ static void peer_update_io(Peer *p) {
          * every other ready connection and the listening socket. Not from the defer source: sd-event
          * orders a defer source by the loop iteration it was created in, so a connection kept busy
          * by a pipelining client would run again before anything that became ready later, and never
-         * let the loop accept another connection. */
+         * let the loop accept another connection.
+         *
+         * A connection nothing watches would never be served nor closed: a failure is returned. */
         events |= EPOLLET;
         if (events == p->io_events && !((events & EPOLLIN) && p->read_more && !p->busy))
-                return;
-        if (p->in_batch) {
-                int r = peer_batch_ctl(p, p->io_events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, events);
-
-                if (r < 0)
-                        log_warning_errno(r, "Failed to watch a connection of uid=%u: %m", (unsigned) p->ucred.uid);
-        } else {
+                return 0;
+        if (p->in_batch)
+                r = peer_batch_ctl(p, p->io_events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, events);
+        else {
+                r = 0;
                 if (p->io_events == 0)
-                        (void) sd_event_source_set_enabled(p->io_source, SD_EVENT_ON);
-                (void) sd_event_source_set_io_events(p->io_source, events);
+                        r = sd_event_source_set_enabled(p->io_source, SD_EVENT_ON);
+                if (r >= 0)
+                        r = sd_event_source_set_io_events(p->io_source, events);
         }
+        if (r < 0)
+                return r;
         p->io_events = events;
+        return 0;
 }
 
 /* SO_PEERGROUPS lists the supplementary groups only; a process whose primary group is the allowed
@@ -1031,10 +1049,10 @@ int peer_new(Manager *m, int fd, Peer **ret) {
         LIST_PREPEND(m->peers, p);
         m->n_peers++;
 
-        r = sd_event_add_io(m->event, &p->io_source, p->fd, EPOLLIN | EPOLLET, on_io, p);
+        r = sd_event_add_io(m->event, &p->io_source, p->fd, EPOLLIN | EPOLLRDHUP | EPOLLET, on_io, p);
         if (r < 0)
                 goto fail;
-        p->io_events = EPOLLIN | EPOLLET;
+        p->io_events = EPOLLIN | EPOLLRDHUP | EPOLLET;
         (void) sd_event_source_set_description(p->io_source, "peer-io");
         r = sd_event_add_defer(m->event, &p->defer_source, on_defer, p);
         if (r < 0)

@@ -49,6 +49,7 @@ typedef struct Peer {
         bool deadline_armed;
         bool answered;                  /* a reply was written: normal priority from then on */
         bool in_batch;                  /* watched by manager->peer_epoll_fd, not io_source */
+        bool batch_failed;              /* ... and could not be: stays with io_source */
         bool dead;                      /* freed during a batch: in manager->peer_graveyard */
         struct Peer *grave_next;
         LeaseWaiter *waiter;
