@@ -739,16 +739,9 @@ static bool peer_run(Peer *p) {
                 return false;
         }
 
+        /* The end of the stream with everything answered: processing ran until !busy with nothing
+         * queued, so all that can be left in the reader is a tail without NUL. */
         if (p->eof && !p->busy && p->out_size == 0) {
-                const char *msg;
-                size_t len;
-
-                /* anything left is a complete call we could not run yet, or a tail without NUL */
-                if (varlink_reader_next(&p->reader, &msg, &len) <= 0) {
-                        peer_free(p);
-                        return false;
-                }
-                /* cannot happen: process ran until !busy and no message left; be safe */
                 peer_free(p);
                 return false;
         }
