@@ -202,38 +202,24 @@ def test_a_half_closed_connection_gets_every_answer_then_the_end(make_broker):
     every answer, then the end of the stream, also on a connection that has been answered before:
     the FIN that comes with the calls raises no epoll edge of its own."""
     b = make_broker()
-    call = b'{"method":"org.varlink.service.GetInfo"}\0'
-
-    def answer(s):
-        data = b""
-        while not data.endswith(b"\0"):
-            chunk = s.recv(65536)
-            assert chunk, "closed before the answer"
-            data += chunk
-        return data
-
     conns = []
     for before in (0, 1, 2, 2, 2):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(10)
-        s.connect(b.socket)
+        c = Connection(b.socket)
         for _ in range(before):         # answered calls first: then the connection is served in batches
-            s.sendall(call)
-            answer(s)
-        conns.append((before, s))
-    for _, s in conns:
-        s.sendall(call * 5)
-        s.shutdown(socket.SHUT_WR)
-    for before, s in conns:
-        data = b""
+            c.call("org.varlink.service.GetInfo")
+        conns.append((before, c))
+    for _, c in conns:
+        c.send_raw(b'{"method":"org.varlink.service.GetInfo"}\0' * 5)
+        c.sock.shutdown(socket.SHUT_WR)
+    for before, c in conns:
+        n = 0
         try:
-            while chunk := s.recv(65536):
-                data += chunk
+            while c.recv_message() is not None:
+                n += 1
         except socket.timeout:
-            n = data.count(b"\0")
             raise AssertionError(f"no end of stream after {n} answers (connection answered {before} times before)")
-        assert data.count(b"\0") == 5
-        s.close()
+        assert n == 5
+        c.close()
     assert_still_serves(b)
 
 
