@@ -30,6 +30,7 @@
 #include "broker/config.h"
 #include "broker/curl-glue.h"
 #include "broker/vault.h"
+#include "common/json-util.h"
 #include "common/list.h"
 #include "common/memory-util.h"
 #include "common/net-util.h"
@@ -198,29 +199,6 @@ static void list_push(VaultRequest **head, VaultRequest *req) {
         list_unlink(req);
         LIST_PREPEND(*head, req);
         req->list = head;
-}
-
-/* Appends s to a JSON body as a quoted string, escaped. Returns the bytes needed (excluding NUL). */
-static size_t json_quote(char *out, const char *s) {
-        size_t n = 0;
-
-#define PUT(ch) do { if (out) out[n] = (ch); n++; } while (0)
-        PUT('"');
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                if (*p == '"' || *p == '\\') {
-                        PUT('\\');
-                        PUT((char) *p);
-                } else if (*p < 0x20) {
-                        static const char hex[] = "0123456789abcdef";
-                        PUT('\\'); PUT('u'); PUT('0'); PUT('0');
-                        PUT(hex[*p >> 4]);
-                        PUT(hex[*p & 15]);
-                } else
-                        PUT((char) *p);
-        }
-        PUT('"');
-#undef PUT
-        return n;
 }
 
 /*

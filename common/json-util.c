@@ -63,3 +63,36 @@ int json_object_add_or_put(json_object *o, const char *key, json_object *v) {
         }
         return 0;
 }
+
+/**
+ * json_quote() - @s as a JSON string, quoted and escaped
+ * @out: where to write it (no NUL is added); NULL only counts
+ * @s: the string (UTF-8 is copied as is)
+ *
+ * `"` and `\` are escaped with a backslash, other bytes below 0x20 as \u00XX. Writes into a
+ * buffer the caller sized with a first call, so that a body holding a secret is built in memory it
+ * can wipe (no stdio buffer, no realloc leaving copies behind).
+ *
+ * Return: the bytes written (or needed)
+ */
+size_t json_quote(char *out, const char *s) {
+        static const char hex[] = "0123456789abcdef";
+        size_t n = 0;
+
+#define PUT(ch) do { if (out) out[n] = (ch); n++; } while (0)
+        PUT('"');
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p == '"' || *p == '\\') {
+                        PUT('\\');
+                        PUT((char) *p);
+                } else if (*p < 0x20) {
+                        PUT('\\'); PUT('u'); PUT('0'); PUT('0');
+                        PUT(hex[*p >> 4]);
+                        PUT(hex[*p & 15]);
+                } else
+                        PUT((char) *p);
+        }
+        PUT('"');
+#undef PUT
+        return n;
+}

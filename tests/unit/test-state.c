@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #include "broker/state.h"
 #include "common/secret.h"
@@ -87,6 +88,107 @@ static void test_table_roundtrip(void **state) {
         assert_int_equal(state_table_from_json("nope", &u), -EBADMSG);
         assert_int_equal(state_table_from_json("{\"version\":1,\"leases\":[]}", &u), 0);
         assert_int_equal(u.n_leases, 0);
+        state_table_done(&u);
+}
+
+/* The table and the journal are printed by hand (not by json-c): any string survives, the text is
+ * strict JSON, numbers stay in int64 range. */
+static bool strict_json(const char *text, size_t len) {
+        json_tokener *tok = json_tokener_new();
+        json_object *o;
+        bool ok;
+
+        assert_non_null(tok);
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        o = json_tokener_parse_ex(tok, text, (int) len);
+        ok = o && json_tokener_get_error(tok) == json_tokener_success &&
+                json_tokener_get_parse_end(tok) == len;
+        json_object_put(o);
+        json_tokener_free(tok);
+        return ok;
+}
+
+static void test_hand_written_json(void **state) {
+        static const char *const odd[] = {
+                "quote\" backslash\\ slash/", "nl\n cr\r tab\t bs\b ff\f", "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac",
+                "}],\"owner\":\"uid:0\"", "",
+        };
+        char long_cgroup[700];
+        StateTable t = {}, u = {};
+        StateLease *e;
+        char *text = NULL, *line = NULL;
+        size_t n = sizeof(odd) / sizeof(odd[0]);
+        unsigned bad = 99;
+
+        memset(long_cgroup, 'a', sizeof(long_cgroup) - 1);
+        long_cgroup[0] = '/';
+        long_cgroup[300] = '"';
+        long_cgroup[sizeof(long_cgroup) - 1] = 0;
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(state_table_add(&t, &e), 0);
+                assert_true(asprintf(&e->owner, "uid:%zu", 1000 + i) > 0);
+                e->credential = strdup(odd[i]);
+                e->lease_id = strdup(odd[(i + 1) % n]);
+                e->accessor = strdup(odd[(i + 2) % n]);
+                e->cgroup = strdup(i == 0 ? long_cgroup : odd[(i + 3) % n]);
+                e->expires = UINT64_MAX;
+                e->ttl = (usec_t) INT64_MAX;
+                e->renewals = i;
+                e->capped = i & 1;
+                e->no_data = i & 2;
+        }
+        {
+                StateSession *x;
+
+                assert_int_equal(state_table_add_session(&t, &x), 0);
+                x->id = strdup("ab");
+                x->user = strdup(odd[0]);
+                x->service = strdup(odd[1]);
+                x->tty = strdup(odd[2]);
+                x->uid = 4294967294U;
+                x->gid = 0;
+                x->leader_pid = 1;
+        }
+        t.journal_seq = UINT64_MAX;
+
+        assert_int_equal(state_table_to_json(&t, &text), 0);
+        assert_true(strict_json(text, strlen(text)));
+        assert_int_equal(state_table_from_json(text, &u), 0);
+        assert_int_equal(u.journal_seq, (uint64_t) INT64_MAX);
+        assert_int_equal(u.n_leases, n);
+        for (size_t i = 0; i < n; i++) {
+                assert_string_equal(u.leases[i].owner, t.leases[i].owner);
+                assert_string_equal(u.leases[i].credential, t.leases[i].credential);
+                assert_string_equal(u.leases[i].lease_id, t.leases[i].lease_id);
+                assert_string_equal(u.leases[i].accessor, t.leases[i].accessor);
+                assert_string_equal(u.leases[i].cgroup, t.leases[i].cgroup);
+                assert_int_equal(u.leases[i].expires, (uint64_t) INT64_MAX);
+                assert_int_equal(u.leases[i].ttl, (uint64_t) INT64_MAX);
+                assert_int_equal(u.leases[i].renewals, i);
+                assert_true(u.leases[i].capped == t.leases[i].capped && u.leases[i].no_data == t.leases[i].no_data);
+                assert_false(u.leases[i].renewable || u.leases[i].retiree);
+                assert_int_equal(u.leases[i].issued, 0);
+        }
+        assert_int_equal(u.n_sessions, 1);
+        assert_string_equal(u.sessions[0].user, odd[0]);
+        assert_string_equal(u.sessions[0].service, odd[1]);
+        assert_string_equal(u.sessions[0].tty, odd[2]);
+        assert_true(u.sessions[0].uid == 4294967294U && u.sessions[0].gid == 0 && u.sessions[0].leader_pid == 1);
+        state_table_done(&u);
+
+        /* a journal line of the lease with the long cgroup: one strict JSON line, read back whole */
+        u = (StateTable) { .journal_seq = 3 };
+        assert_int_equal(state_lease_to_line(&t.leases[0], 3, &line), 0);
+        assert_ptr_equal(strchr(line, '\n'), line + strlen(line) - 1);
+        assert_true(strict_json(line, strlen(line) - 1));
+        assert_int_equal(state_journal_apply(&u, line, strlen(line), &bad), 1);
+        assert_int_equal(bad, 0);
+        assert_string_equal(u.leases[0].cgroup, long_cgroup);
+        assert_string_equal(u.leases[0].credential, odd[0]);
+
+        free(line);
+        free(text);
+        state_table_done(&t);
         state_table_done(&u);
 }
 
@@ -244,6 +346,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table_roundtrip),
                 cmocka_unit_test(test_journal),
+                cmocka_unit_test(test_hand_written_json),
                 cmocka_unit_test(test_secrets_roundtrip),
                 cmocka_unit_test(test_owner),
                 cmocka_unit_test(test_verdict),
