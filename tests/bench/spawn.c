@@ -18,20 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
+
 #define MAX_RUNS 1000000
-
-static double now_us(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec * 1e6 + (double) ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-
-        return (x > y) - (x < y);
-}
 
 int main(int argc, char *argv[]) {
         static double lat[MAX_RUNS];
@@ -85,7 +74,7 @@ int main(int argc, char *argv[]) {
                         failures++;
         }
         double elapsed = (now_us() - t0) / 1e6;
-        qsort(lat, (size_t) runs, sizeof(double), cmp);
+        sort_doubles(lat, (size_t) runs);
         printf("{\"runs\":%d,\"failures\":%d,\"seconds\":%.3f,\"throughput\":%.1f,\"mean_us\":%.1f,"
                "\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}\n",
                runs, failures, elapsed, runs / elapsed, runs ? sum / runs : 0.0,

@@ -38,6 +38,8 @@ def test_bench_smoke(tmp_path):
     assert s["held"] >= s["leases_wanted"] and s["pg_roles"] >= s["leases_wanted"]
     assert s["rss_kib"] > 0 and "wakeups" in s["idle"] and "cpu_s" in s["idle"]
     assert s["spread"]["renewals"] > 0 and s["spread"]["peak_1s"] > 0
+    w = s["table_write"]
+    assert w["leases"] == s["held"] and w["bytes"] > 0 and w["table_ms"] > 0 and w["baseline_ms"] > 0
     assert s["get_full"]["vleased"]["throughput"] > 0 and s["get_full"]["baseline"]["throughput"] > 0
     c = f["5_cold_start"]
     assert c["ok"] and c["vleased_p50_ms"] > 0 and c["baseline_p50_ms"] > 0
