@@ -4,7 +4,8 @@
 /*
  * libcurl's multi interface driven by sd-event (the pattern of systemd's curl-util.c): curl tells us
  * which sockets to watch and when its one timer is due, sd-event tells curl when something
- * happened, and finished transfers are handed to one completion callback. Single-threaded.
+ * happened, and finished transfers are handed to one completion callback, one per dispatch of a
+ * defer source at the glue's priority. Single-threaded.
  */
 
 #include <curl/curl.h>
