@@ -9,6 +9,7 @@ import pytest
 
 from pamhelpers import PAM_MODULE, PAMTEST_RUN, asan_env, sanitizer_reports, scratch_dir, service_dir
 from localusers import as_user
+from poll import wait_for
 
 PASSWORD = "pw-wrapper-vlpalice"
 
@@ -114,7 +115,8 @@ def test_broker_refuses(make_broker, tmp_path, users):
 
 
 class FakeServer:
-    """A Unix socket server that records what it receives and never answers."""
+    """A Unix socket server that records what it receives and never answers; once a connection has
+    ended (or sent its first bytes), what it sent is in the data file and the count is one more."""
 
     def __init__(self, path, run_as=None):
         self.path = path
@@ -128,10 +130,17 @@ class FakeServer:
                 "        d=c.recv(65536)\n"
                 "    except OSError:\n"
                 "        d=b''\n"
-                "    open(sys.argv[2],'ab').write(d)\n")
+                "    open(sys.argv[2],'ab').write(d)\n"
+                "    open(sys.argv[2]+'.n','a').write('x')\n")
         self.proc = subprocess.Popen(as_user(run_as, ["/usr/bin/python3", "-c", code, path, self.data_file]),
                                      stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "listening"
+
+    def connections(self):
+        try:
+            return os.path.getsize(self.data_file + ".n")
+        except OSError:
+            return 0
 
     def received(self):
         try:
@@ -155,7 +164,8 @@ def test_peer_not_root_or_vlease_gets_no_password(tmp_path, users):
         rc, got, err = pamtest(tmp_path, f"socket={srv.path} timeout=2", "vlpalice", "open=PAM_SESSION_ERR")
         assert rc == 0, (got, err)
         assert "neither root nor user vlease" in err
-        time.sleep(0.3)
+        # each login connected once and hung up without a word: wait until the server has seen both end
+        wait_for(lambda: srv.connections() >= 2, 10, what="the fake broker to see both connections end")
         assert srv.received() == b"", "the module sent something to an untrusted peer"
     finally:
         srv.stop()
