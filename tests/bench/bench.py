@@ -269,8 +269,9 @@ max_requests_per_uid = 128
         # role held a CPU for up to 5 ms in the (non-preemptible) kernel while vleased waited for it,
         # and hits on the baseline, which has no storm at all, were 40x slower in the same window. So
         # for the whole figure (quiet and storm alike) vleased, the baseline and their hit clients share
-        # the first CPU, as a broker and its local clients would; the storm's clients, vaultdev and
-        # PostgreSQL (remote in production) run on the others. The baseline's hits are the control.
+        # the first CPU, as a broker and its local clients would; the storm's clients, vaultdev,
+        # PostgreSQL (remote in production) and this script run on the others (split_cpus()). The
+        # baseline's hits are the control.
         fg, bg = self.cpu_split
 
         def hit_client():
@@ -357,14 +358,22 @@ max_requests_per_uid = 128
                    last_answer_ms=median("last_answer_ms"))
         return row
 
+    def split_cpus(self):
+        """figure 3's CPUs: vleased, the baseline and their hit clients on the first; everything else,
+        this script (which starts the storms and reads their results) included, on the others"""
+        cpus = sorted(os.sched_getaffinity(0))
+        self.cpu_split = ({cpus[0]}, set(cpus[1:]) or {cpus[0]})
+        self.every_cpu = set(cpus)
+        pin([self.pid, self.base.pid], self.cpu_split[0])
+        pin(self.background_pids() + [os.getpid()], self.cpu_split[1])
+
+    def unsplit_cpus(self):
+        pin([self.pid, self.base.pid, os.getpid()] + self.background_pids(), self.every_cpu)
+
     def fig3(self):
         n = self.a["storm"]
         log(f"figure 3: miss storms of {n} (vaultdev +50 ms), {self.a['storm_runs']} runs each")
-        cpus = sorted(os.sched_getaffinity(0))
-        self.cpu_split = ({cpus[0]}, set(cpus[1:]) or {cpus[0]})
-        every = set(cpus)
-        pin([self.pid, self.base.pid], self.cpu_split[0])
-        pin(self.background_pids(), self.cpu_split[1])
+        self.split_cpus()
         try:
             one = self.storm_runs(f"{n} first Gets, one key", "storm1", ["-u", self.ug[1], "-c", n])
             # the control: the very same burst (the keys the runs above fetched, now cached), no miss
@@ -376,7 +385,7 @@ max_requests_per_uid = 128
                                    ["-u", self.ug[1], "-c", n], window_ms=one["last_answer_ms"], target=self.base_sock)
             many = self.storm_runs(f"{n} first Gets, {n} users", "storm2", ["-u", ",".join(self.ug[:n]), "-c", 1])
         finally:
-            pin([self.pid, self.base.pid] + self.background_pids(), every)
+            self.unsplit_cpus()
         self.res["figures"]["3_miss_storm"] = [one, many]
         self.res["figures"]["3_hit_burst"] = same
         self.res["figures"]["3_baseline_burst"] = base
