@@ -205,6 +205,12 @@ max_requests_per_uid = 128
             assert time.monotonic() < deadline, "bench-baseline did not start"
             time.sleep(0.01)
 
+    def wait_journal_folded(self, timeout):
+        """until vleased has folded its lease journal into the table (the journal is empty or gone)"""
+        journal = os.path.join(self.state_dir, "leases.journal")
+        wait_for(lambda: not os.path.exists(journal) or os.path.getsize(journal) == 0, timeout,
+                 what="the lease journal to be folded")
+
     def get_as(self, user, sock, name):
         _, uid, gid = user
         r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", CLIENT, sock, name],
@@ -281,9 +287,7 @@ max_requests_per_uid = 128
         # the last one, by a rewrite of the whole table on the event loop (milliseconds with a few
         # hundred leases; see README, What is left). Not in the window before this storm: that
         # window is the quiet one.
-        journal = os.path.join(self.state_dir, "leases.journal")
-        wait_for(lambda: not os.path.exists(journal) or os.path.getsize(journal) == 0, 70,
-                 what="the lease journal to be folded")
+        self.wait_journal_folded(70)
 
         hits, bhits = (subprocess.Popen([str(x) for x in [LOAD, "-s", sock, "-u", self.ug[0], "-N", "db",
                                                           "-c", a["hit_conns"], "-r", a["hit_rate"], "-d", hit_dur,
@@ -320,7 +324,7 @@ max_requests_per_uid = 128
         (q, d), (bq, bd) = split(tl + "v.0"), split(tl + "b.0")
         samples = {"v": (q, d), "b": (bq, bd)}
         q, d, bq, bd = (summary(x) for x in (q, d, bq, bd))
-        row = {"case": label, "requests": s["requests"], "errors": s["errors"], "first_error": s["first_error"],
+        row = {"case": label, "t_start_ns": s["t_start_ns"], "requests": s["requests"], "errors": s["errors"], "first_error": s["first_error"],
                "vault_calls": calls, "last_answer_ms": (s["t_last_answer_ns"] - s["t_start_ns"]) / 1e6,
                "hits_quiet": q, "hits_storm": d, "baseline_hits_quiet": bq, "baseline_hits_storm": bd,
                "hits_all": json.loads(out), "baseline_hits_all": json.loads(bout), "_samples": samples}

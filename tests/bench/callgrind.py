@@ -51,14 +51,12 @@ def main():
         if args.new_connection:
             load.append("-n")
         bench.run_json(load + ["-d", 1, "-w", 0])                     # warm-up
-        journal = os.path.join(b.state_dir, "leases.journal")
-        bench.wait_for(lambda: not os.path.exists(journal) or os.path.getsize(journal) == 0, 120,
-                       what="the lease journal to be folded")
+        b.wait_journal_folded(120)
         subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
         if args.storm:
             res = bench.run_json([bench.LOAD, "-s", b.broker.socket, "-m", "once", "-N", "storm2_0",
                                   "-u", ",".join(b.ug[:args.storm]), "-c", 1])
-            bench.wait_for(lambda: os.path.getsize(journal) == 0, 120, what="the lease journal to be folded")
+            b.wait_journal_folded(120)
         else:
             res = bench.run_json(load + ["-d", args.seconds, "-w", 0])
         subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
