@@ -103,7 +103,7 @@ static int add_u64(json_object *o, const char *key, uint64_t v) {
 
 /*
  * The table and its journal are printed here, not through json-c: a json-c object per lease, built
- * and printed, cost some 37,000 instructions, on the event loop, for the journal line of every new
+ * and printed, cost some 26,000 instructions, on the event loop, for the journal line of every new
  * lease and for every lease at each fold (tools/bench figure 4 measures the fold). Entries hold only
  * strings, numbers and booleans, in a fixed order; json-c reads them back (state_table_from_json()).
  * A string or number that is NULL or 0 is left out, as the reader expects. An entry is built in
